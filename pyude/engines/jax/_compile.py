@@ -1,0 +1,217 @@
+"""Compile a :class:`~pyude.Model` into JAX functions: ``rhs(t, y, args)`` and ``y0(p)``.
+
+``args = (p, u)``: the flat parameter vector and the input signals' knot data, so
+that new parameter values or new input data reuse the compiled code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...spec import _expr
+from ...spec._expr import Call, Expr, NetCall, Num, Op, Sym
+from ...spec._function import FunctionModel
+from ...spec._model import Input, Model
+from ._inputs import InputData, evaluate_input, input_data
+
+_UNARY: dict[str, Callable] = {
+    "exp": jnp.exp,
+    "log": jnp.log,
+    "log10": jnp.log10,
+    "sqrt": jnp.sqrt,
+    "abs": jnp.abs,
+    "sin": jnp.sin,
+    "cos": jnp.cos,
+    "tan": jnp.tan,
+    "tanh": jnp.tanh,
+    "sinh": jnp.sinh,
+    "cosh": jnp.cosh,
+    "sigmoid": jax.nn.sigmoid,
+    "softplus": jax.nn.softplus,
+}
+
+
+def _hill(x, k, n):
+    xn = x**n
+    return xn / (k**n + xn)
+
+
+_NARY: dict[str, Callable] = {"min": jnp.minimum, "max": jnp.maximum, "pow": jnp.power, "hill": _hill}
+
+ACTIVATIONS: dict[str, Callable] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "softplus": jax.nn.softplus,
+    "sigmoid": jax.nn.sigmoid,
+    # tanh approximation, as NNlib's `gelu` in the Julia engine
+    "gelu": lambda x: jax.nn.gelu(x, approximate=True),
+    "identity": lambda x: x,
+}
+
+
+class _Evaluator:
+    """Evaluates expression trees once per trace; equal subtrees (e.g. repeated
+    network calls) are computed once, so the traced graph has no duplicates."""
+
+    def __init__(self, env: dict[str, Any], nets: dict[str, Callable]):
+        self.env = env
+        self.nets = nets
+        self.cache: dict[Expr, Any] = {}
+        self.net_cache: dict[tuple, Any] = {}
+
+    def __call__(self, node: Expr):
+        hit = self.cache.get(node)
+        if hit is not None:
+            return hit
+        if isinstance(node, Num):
+            out = jnp.asarray(node.value)
+        elif isinstance(node, Sym):
+            out = self.env[node.name]
+        elif isinstance(node, Op):
+            a = [self(x) for x in node.args]
+            if node.op == "neg":
+                out = -a[0]
+            elif node.op == "+":
+                out = a[0] + a[1]
+            elif node.op == "-":
+                out = a[0] - a[1]
+            elif node.op == "*":
+                out = a[0] * a[1]
+            elif node.op == "/":
+                out = a[0] / a[1]
+            else:
+                out = _power(node.args[1], a[0], a[1])
+        elif isinstance(node, Call):
+            a = [self(x) for x in node.args]
+            out = _UNARY[node.fn](a[0]) if node.fn in _UNARY else _NARY[node.fn](*a)
+        else:
+            key = (node.net, node.args)
+            y = self.net_cache.get(key)
+            if y is None:
+                y = self.nets[node.net](jnp.stack([self(x) for x in node.args]))
+                self.net_cache[key] = y
+            out = y[node.index]
+        self.cache[node] = out
+        return out
+
+
+def _power(exponent: Expr, base, exp):
+    # integer powers as repeated products: exact, and defined for negative bases
+    if isinstance(exponent, Num) and exponent.value == int(exponent.value) and 0 <= exponent.value <= 4:
+        return jax.lax.integer_pow(base, int(exponent.value))
+    return base**exp
+
+
+def _network_fn(net, offset: int) -> Callable:
+    shapes = net.shapes()
+
+    def forward(p, x):
+        off = offset
+        h = x
+        arrays = {}
+        for name, shape in shapes:
+            size = int(np.prod(shape))
+            arrays[name] = p[off : off + size].reshape(shape)
+            off += size
+        for i, layer in enumerate(net.layers):
+            h = arrays[f"{net.name}.{i}.weight"] @ h
+            if layer.bias:
+                h = h + arrays[f"{net.name}.{i}.bias"]
+            h = ACTIVATIONS[layer.activation](h)
+        return h
+
+    return forward
+
+
+@dataclass
+class CompiledModel:
+    """A model as JAX functions, with per-model caches of jitted solve/gradient functions."""
+
+    model: Model
+    rhs: Callable  # (t, y, args) -> dy/dt
+    initial: Callable  # p -> y0
+    inputs: tuple[InputData, ...]
+    jump_ts: np.ndarray  # input knots: the step-size controller must not step over them
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def states(self) -> list[str]:
+        return self.model.states
+
+    def input_args(self, overrides: dict[str, Input] | None = None) -> tuple[InputData, ...]:
+        if not overrides:
+            return self.inputs
+        return tuple(
+            input_data(overrides[name]) if name in overrides else self.inputs[i]
+            for i, name in enumerate(self.model.inputs)
+        )
+
+
+def compile_function_model(model: FunctionModel) -> CompiledModel:
+    def rhs(t, y, args):
+        p, _ = args
+        return jnp.asarray(model.f(t, y, model.unravel(p)), dtype=y.dtype)
+
+    def initial(p):
+        return jnp.zeros((model.n_states,), p.dtype)
+
+    return CompiledModel(model, rhs, initial, (), np.zeros((0,)))
+
+
+def compile_model(model: Model | FunctionModel) -> CompiledModel:
+    if isinstance(model, FunctionModel):
+        return compile_function_model(model)
+    layout = {name: off for name, _, off in model.parameter_layout}
+    nets = {}
+    for name, net in model.networks.items():
+        first = net.shapes()[0][0]
+        nets[name] = _network_fn(net, layout[first])
+    param_index = {name: layout[name] for name in model.parameters}
+    state_index = {s: i for i, s in enumerate(model.states)}
+    input_names = list(model.inputs)
+
+    def env_of(t, y, p, u):
+        env: dict[str, Any] = {_expr.TIME: t}
+        for name, i in param_index.items():
+            env[name] = p[i]
+        for s, i in state_index.items():
+            env[s] = y[i]
+        for name, data in zip(input_names, u):
+            env[name] = evaluate_input(data, t)
+        return env
+
+    bound_nets = lambda p: {n: (lambda x, f=f: f(p, x)) for n, f in nets.items()}  # noqa: E731
+
+    if model.equations is not None:
+        eqs = [model.equations[s] for s in model.states]
+
+        def rhs(t, y, args):
+            p, u = args
+            ev = _Evaluator(env_of(t, y, p, u), bound_nets(p))
+            return jnp.stack([ev(e) for e in eqs]).astype(y.dtype)
+    else:
+        S = jnp.asarray(model.stoichiometric_matrix())
+        rates = [(r.rate, r.reverse_rate) for r in model.reactions]
+
+        def rhs(t, y, args):
+            p, u = args
+            ev = _Evaluator(env_of(t, y, p, u), bound_nets(p))
+            r = jnp.stack([ev(f) - ev(b) if b is not None else ev(f) for f, b in rates])
+            return (S @ r).astype(y.dtype)
+
+    init_exprs = [model.initial.get(s) for s in model.states]
+
+    def initial(p):
+        ev = _Evaluator({name: p[i] for name, i in param_index.items()}, {})
+        return jnp.stack([ev(e) if e is not None else jnp.zeros((), p.dtype) for e in init_exprs]).astype(p.dtype)
+
+    inputs = tuple(input_data(u) for u in model.inputs.values())
+    knots = [u.times for u in model.inputs.values()]
+    jump_ts = np.unique(np.concatenate(knots)) if knots else np.zeros((0,))
+    return CompiledModel(model, rhs, initial, inputs, jump_ts)

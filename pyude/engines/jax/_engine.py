@@ -1,0 +1,158 @@
+"""The JAX engine: compiled-model cache, solve, and objective gradients."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..._errors import SolverError
+from ..._sensitivity import AbstractSensitivity
+from ...spec._model import Model
+from ._compile import CompiledModel, compile_model
+from ._gradient import value_and_grad_fn
+from ._integrate import Settings, integrate, raise_for_result, step_stats
+from ._solvers import RHS_EVALS_PER_STEP, STIFF, canonical_name
+from ._stiffness import StiffnessEstimate, estimate_stiffness
+
+
+class JaxEngine:
+    """Compiles each model once (keyed by its canonical spec) and keeps the jitted
+    solve and gradient functions of every solver setting it has seen."""
+
+    name = "jax"
+
+    def __init__(self, max_models: int = 64):
+        self._models: OrderedDict[str, CompiledModel] = OrderedDict()
+        self._max_models = max_models
+
+    def compiled(self, model: Model) -> CompiledModel:
+        key = model.fingerprint()
+        cm = self._models.get(key)
+        if cm is None:
+            cm = compile_model(model)
+            self._models[key] = cm
+            if len(self._models) > self._max_models:
+                self._models.popitem(last=False)
+        else:
+            self._models.move_to_end(key)
+        return cm
+
+    # --------------------------------------------------------------- helpers
+    @staticmethod
+    def call_compiled(cm: CompiledModel, key, fn: Callable, *args) -> tuple[Any, float]:
+        """Run ``fn`` ahead-of-time compiled for these argument shapes; return (output, compile seconds).
+
+        The compile time is non-zero only on the first call for a given key and shapes.
+        """
+        shapes = jax.tree.map(lambda a: (jnp.shape(a), jnp.result_type(a)), args)
+        full_key = (key, jax.tree.structure(args), tuple(jax.tree.leaves(shapes)))
+        exe = cm.cache.get(full_key)
+        compile_time = 0.0
+        if exe is None:
+            start = time.perf_counter()
+            exe = jax.jit(fn).lower(*args).compile() if not hasattr(fn, "lower") else fn.lower(*args).compile()
+            compile_time = time.perf_counter() - start
+            cm.cache[full_key] = exe
+        return exe(*args), compile_time
+
+    def resolve_solver(self, cm: CompiledModel, solver: str, t0, t1, y0, p, u) -> tuple[str, StiffnessEstimate | None]:
+        if solver.lower() != "auto":
+            return canonical_name(solver), None
+        est = estimate_stiffness(cm, t0, t1, jnp.asarray(y0), (jnp.asarray(p), u))
+        return est.solver, est
+
+    # ----------------------------------------------------------------- solve
+    def solve(self, cm: CompiledModel, ts: np.ndarray, t0: float, y0, p, u, solver: str, rtol, atol, max_steps):
+        """Returns ``(ys, stats, dense)``, ``dense(t_array)`` evaluating the dense output."""
+        y0 = jnp.asarray(y0, dtype=jnp.float64)
+        p = jnp.asarray(p, dtype=jnp.float64)
+        name, est = self.resolve_solver(cm, solver, t0, ts[-1], y0, p, u)
+        s = Settings(name, float(rtol), float(atol), int(max_steps))
+
+        def run(ts, t0, y0, p, u):
+            sol = integrate(cm, s, ts, t0, y0, p, u, dense=True)
+            return sol.ys[0], sol.result._value, sol.ts[1][0], sol.stats, sol.interpolation
+
+        start = time.perf_counter()
+        (ys, code, t_reached, raw_stats, interp), compile_time = self.call_compiled(
+            cm, ("solve", s), run, jnp.asarray(ts), jnp.asarray(t0, dtype=jnp.float64), y0, p, u
+        )
+        ys = np.asarray(ys)
+        elapsed = time.perf_counter() - start - compile_time
+        raise_for_result(code, float(t_reached), float(ts[-1]), name, s.max_steps)
+        if not np.all(np.isfinite(ys)):
+            raise SolverError(
+                f"solver {name} returned non-finite values",
+                code="nonfinite",
+                t_reached=float(t_reached),
+                hint="check parameters and initial values; try a stiff solver or tighter tolerances",
+            )
+        st = {k: int(v) for k, v in raw_stats.items() if k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
+        stats = {
+            "solver": name,
+            "steps": st["num_accepted_steps"],
+            "rejected_steps": st["num_rejected_steps"],
+            "rhs_evals": st["num_steps"] * RHS_EVALS_PER_STEP[name] + 2,
+            "jacobian_evals": st["num_steps"] if name in ("Rodas5P", "Rosenbrock23") else None,
+            "compile_time": compile_time,
+            "solve_time": elapsed,
+            "stiffness_estimate": None if est is None else est.estimate,
+            "stiffness_spread": None if est is None else est.spread,
+        }
+        evaluate = cm.cache.get("dense_eval")
+        if evaluate is None:
+            evaluate = jax.jit(lambda interp, t: jax.vmap(interp.evaluate)(t))
+            cm.cache["dense_eval"] = evaluate
+
+        def dense(t: np.ndarray) -> np.ndarray:
+            return np.asarray(evaluate(interp, jnp.asarray(t, dtype=jnp.float64)))
+
+        return ys, stats, dense
+
+    # -------------------------------------------------------------- gradient
+    def value_and_grad(
+        self,
+        cm: CompiledModel,
+        s: Settings,
+        sens: AbstractSensitivity,
+        objective: Callable,
+        objective_key,
+        ts,
+        t0,
+        y0_mask,
+        y0_values,
+        p,
+        u,
+        data,
+    ):
+        fn = value_and_grad_fn(cm, s, sens, objective, objective_key)
+        args = (
+            jnp.asarray(ts),
+            jnp.asarray(t0, dtype=jnp.float64),
+            jnp.asarray(y0_mask),
+            jnp.asarray(y0_values, dtype=jnp.float64),
+            jnp.asarray(p, dtype=jnp.float64),
+            u,
+            data,
+        )
+        (value, gp, gy0, code, t_reached), compile_time = self.call_compiled(cm, ("vg", s, sens, objective_key), fn, *args)
+        raise_for_result(int(code), float(t_reached), float(ts[-1]), s.solver, s.max_steps)
+        gp, gy0 = np.asarray(gp), np.asarray(gy0)
+        if not (np.isfinite(float(value)) and np.all(np.isfinite(gp)) and np.all(np.isfinite(gy0))):
+            hint = "the adjoint's backward solve failed: try sensitivity='checkpoint'" if sens.name == "adjoint" else ""
+            raise SolverError(
+                "the loss or its gradient is not finite",
+                code="nonfinite",
+                t_reached=float(t_reached),
+                hint=hint or "check parameters, data and tolerances",
+            )
+        return float(value), gp, gy0, compile_time
+
+
+__all__ = ["JaxEngine", "Settings", "STIFF", "step_stats"]

@@ -1,0 +1,161 @@
+"""Rosenbrock (linearly implicit) methods as diffrax solvers: Rodas5P and Rosenbrock23.
+
+A Rosenbrock step needs one Jacobian ``J = df/dy`` (from JAX autodiff), one LU
+factorisation of ``I/(gamma h) - J`` and one linear solve per stage: no Newton
+iteration, so no convergence failures and no rejected steps from it, which is
+what makes these methods fast on small stiff biochemical systems.
+
+The solvers work on a 1-D state vector and an ``ODETerm`` (the only form the
+pyude engine produces).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from diffrax import AbstractLocalInterpolation
+from jaxtyping import Array, Float
+
+from ._linalg import lu_factor, lu_solve
+from ._tableaus import RODAS5P
+
+
+class RosenbrockInterpolation(AbstractLocalInterpolation):
+    r"""Dense output of a Rosenbrock step, with $\theta = (t - t_0)/(t_1 - t_0)$:
+
+    $$u(\theta) = (1-\theta)\,y_0 + \theta\,y_1 + \theta(1-\theta)\sum_j \theta^j q_j.$$
+    """
+
+    t0: Float[Array, ""]
+    t1: Float[Array, ""]
+    y0: Float[Array, " n"]
+    y1: Float[Array, " n"]
+    q: Float[Array, "m n"]
+
+    def _at(self, t):
+        theta = (t - self.t0) / (self.t1 - self.t0)
+        poly = jnp.zeros_like(self.y0)
+        for j in range(self.q.shape[0] - 1, -1, -1):
+            poly = poly * theta + self.q[j]
+        return (1 - theta) * self.y0 + theta * self.y1 + theta * (1 - theta) * poly
+
+    def evaluate(self, t0, t1=None, left: bool = True):
+        del left
+        if t1 is None:
+            return self._at(t0)
+        return self._at(t1) - self._at(t0)
+
+
+def _linearise(terms, t0, t1, y0, args):
+    """F(tau, y) = f(tau, y) * (t1 - t0) (so the step is in units of the step size),
+    its Jacobian in y and (t1 - t0) * dF/dtau."""
+    control = terms.contr(t0, t1)
+
+    def F(tau, y):
+        return terms.vf_prod(tau, y, args, control)
+
+    h = t1 - t0
+    F0, dT = jax.jvp(lambda tau: F(tau, y0), (t0,), (jnp.ones_like(t0),))
+    J = jax.jacfwd(lambda y: F(t0, y))(y0)
+    return F, F0, J, h * dT
+
+
+class _AbstractRosenbrock(diffrax.AbstractAdaptiveSolver):
+    term_structure: ClassVar = diffrax.AbstractTerm
+    interpolation_cls: ClassVar = RosenbrockInterpolation
+
+    def init(self, terms, t0, t1, y0, args):
+        return None
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+
+class Rodas5P(_AbstractRosenbrock):
+    r"""Rodas5P (Steinebach 2023): a stiffly accurate 5th-order Rosenbrock method
+    with an embedded 4th-order error estimate and a 4th-degree dense output.
+
+    With $F = h f$, $J_F = \partial F/\partial y$ and $W = I/\gamma - J_F$, stage $i$ is
+
+    $$W k_i = F\Big(t_0 + c_i h,\ y_0 + \sum_{j<i} a_{ij} k_j\Big) + d_i\,h\,\partial_t F + \sum_{j<i} C_{ij} k_j,$$
+
+    and $y_1 = y_0 + \sum_{j<8} a_{8j} k_j + k_8$, error estimate $k_8$.
+    The tableau is OrdinaryDiffEq.jl's ``Rodas5PTableau``.
+    """
+
+    def order(self, terms):
+        return 5
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        del solver_state, made_jump
+        tab = RODAS5P
+        F, F0, J, hdT = _linearise(terms, t0, t1, y0, args)
+        h = t1 - t0
+        n = y0.shape[0]
+        lu = lu_factor(jnp.eye(n, dtype=y0.dtype) / tab.gamma - J)
+        ks: list = []
+        u = y0
+        for i in range(tab.stages):
+            if i == 0:
+                fi = F0
+            else:
+                u = y0
+                for j in range(i):
+                    if tab.a[i, j] != 0:
+                        u = u + tab.a[i, j] * ks[j]
+                fi = F(t0 + tab.c[i] * h, u)
+            rhs = fi
+            if tab.d[i] != 0:
+                rhs = rhs + tab.d[i] * hdT
+            for j in range(i):
+                if tab.C[i, j] != 0:
+                    rhs = rhs + tab.C[i, j] * ks[j]
+            ks.append(lu_solve(lu, rhs))
+        y1 = u + ks[-1]
+        err = ks[-1]
+        q = jnp.stack([sum(tab.H[m, j] * ks[j] for j in range(tab.stages) if tab.H[m, j] != 0) for m in range(tab.H.shape[0])])
+        dense_info = dict(y0=y0, y1=y1, q=q)
+        return y1, err, dense_info, None, diffrax.RESULTS.successful
+
+
+_D23 = 1.0 / (2.0 + np.sqrt(2.0))
+_E32 = 6.0 + np.sqrt(2.0)
+
+
+class Rosenbrock23(_AbstractRosenbrock):
+    r"""Shampine's ode23s (Rosenbrock23 in OrdinaryDiffEq.jl): 2nd order, L-stable,
+    with a 3rd-order error estimate; for loose tolerances.
+
+    With $d = 1/(2+\sqrt2)$, $W = I - d\,J_F$ and $F = h f$:
+    $k_1 = W^{-1}(F_0 + d\,h\,\partial_t F)$,
+    $k_2 = W^{-1}(F(y_0 + k_1/2) - k_1) + k_1$, $y_1 = y_0 + k_2$,
+    $k_3 = W^{-1}(F(y_1) - (6+\sqrt2)(k_2 - F_1) - 2(k_1 - F_0) + d\,h\,\partial_t F)$,
+    error $= (k_1 - 2k_2 + k_3)/6$.
+    """
+
+    def order(self, terms):
+        return 2
+
+    def error_order(self, terms):
+        return 3
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        del solver_state, made_jump
+        F, F0, J, hdT = _linearise(terms, t0, t1, y0, args)
+        h = t1 - t0
+        n = y0.shape[0]
+        lu = lu_factor(jnp.eye(n, dtype=y0.dtype) - _D23 * J)
+        k1 = lu_solve(lu, F0 + _D23 * hdT)
+        F1 = F(t0 + 0.5 * h, y0 + 0.5 * k1)
+        k2 = lu_solve(lu, F1 - k1) + k1
+        y1 = y0 + k2
+        F2 = F(t1, y1)
+        k3 = lu_solve(lu, F2 - _E32 * (k2 - F1) - 2.0 * (k1 - F0) + _D23 * hdT)
+        err = (k1 - 2.0 * k2 + k3) / 6.0
+        q = ((k1 - k2) / (1.0 - 2.0 * _D23))[None, :]
+        dense_info = dict(y0=y0, y1=y1, q=q)
+        return y1, err, dense_info, None, diffrax.RESULTS.successful

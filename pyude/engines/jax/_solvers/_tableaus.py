@@ -1,0 +1,1 @@
+RODAS5P = None
