@@ -15,7 +15,7 @@ from ..._errors import SolverError
 from ..._sensitivity import AbstractSensitivity
 from ...spec._model import Model
 from ._compile import CompiledModel, compile_model
-from ._gradient import value_and_grad_fn
+from ._gradient import loss_fn, value_and_grad_fn
 from ._integrate import Settings, integrate, raise_for_result, step_stats
 from ._solvers import RHS_EVALS_PER_STEP, STIFF, canonical_name
 from ._stiffness import StiffnessEstimate, estimate_stiffness
@@ -116,6 +116,25 @@ class JaxEngine:
         return ys, stats, dense
 
     # -------------------------------------------------------------- gradient
+    @staticmethod
+    def _objective_args(ts, t0, y0_mask, y0_values, p, u, data):
+        return (
+            jnp.asarray(ts),
+            jnp.asarray(t0, dtype=jnp.float64),
+            jnp.asarray(y0_mask),
+            jnp.asarray(y0_values, dtype=jnp.float64),
+            jnp.asarray(p, dtype=jnp.float64),
+            u,
+            data,
+        )
+
+    def loss(self, cm, s: Settings, objective: Callable, objective_key, ts, t0, y0_mask, y0_values, p, u, data):
+        fn = loss_fn(cm, s, objective, objective_key)
+        args = self._objective_args(ts, t0, y0_mask, y0_values, p, u, data)
+        (value, code, t_reached), compile_time = self.call_compiled(cm, ("loss", s, objective_key), fn, *args)
+        raise_for_result(int(code), float(t_reached), float(ts[-1]), s.solver, s.max_steps)
+        return float(value), compile_time
+
     def value_and_grad(
         self,
         cm: CompiledModel,
@@ -132,15 +151,7 @@ class JaxEngine:
         data,
     ):
         fn = value_and_grad_fn(cm, s, sens, objective, objective_key)
-        args = (
-            jnp.asarray(ts),
-            jnp.asarray(t0, dtype=jnp.float64),
-            jnp.asarray(y0_mask),
-            jnp.asarray(y0_values, dtype=jnp.float64),
-            jnp.asarray(p, dtype=jnp.float64),
-            u,
-            data,
-        )
+        args = self._objective_args(ts, t0, y0_mask, y0_values, p, u, data)
         (value, gp, gy0, code, t_reached), compile_time = self.call_compiled(cm, ("vg", s, sens, objective_key), fn, *args)
         raise_for_result(int(code), float(t_reached), float(ts[-1]), s.solver, s.max_steps)
         gp, gy0 = np.asarray(gp), np.asarray(gy0)

@@ -32,6 +32,22 @@ def _trajectory(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
     return trajectory
 
 
+def loss_fn(cm: CompiledModel, s: Settings, objective: Callable, key) -> Callable:
+    """Jitted ``(ts, t0, y0_mask, y0_values, p, u, data) -> (loss, code, t_reached)``: no gradient."""
+    cache_key = ("loss", s, key)
+    fn = cm.cache.get(cache_key)
+    if fn is None:
+
+        @jax.jit
+        def fn(ts, t0, y0_mask, y0_values, p, u, data):
+            y0 = jnp.where(y0_mask, y0_values, cm.initial(p))
+            sol = integrate(cm, s, ts, t0, y0, p, u)
+            return objective(sol.ys[0], data), sol.result._value, final_time(sol)
+
+        cm.cache[cache_key] = fn
+    return fn
+
+
 def value_and_grad_fn(
     cm: CompiledModel, s: Settings, sens: AbstractSensitivity, objective: Callable, key
 ) -> Callable:

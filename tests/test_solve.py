@@ -1,0 +1,229 @@
+"""Trajectories against analytic solutions and published reference values."""
+
+import diffrax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pytest
+
+import pyude
+from pyude import DataError, SolverError
+from pyude.engines.jax import Rodas5P, Rosenbrock23
+
+DECAY = {
+    "name": "decay",
+    "states": ["x"],
+    "parameters": {"k": 0.7},
+    "equations": {"x": "-k*x"},
+    "initial": {"x": 2.0},
+}
+OSCILLATOR = {
+    "name": "oscillator",
+    "states": ["q", "v"],
+    "parameters": {"w": 2.0},
+    "equations": {"q": "v", "v": "-w^2*q"},
+    "initial": {"q": 1.0, "v": 0.0},
+}
+ROBERTSON = pyude.Model.from_yaml(__import__("pathlib").Path(__file__).parents[1] / "examples/robertson/model.yaml")
+
+
+@pytest.mark.parametrize("solver", ["Tsit5", "Dopri5", "Dopri8", "Rodas5P", "Rosenbrock23", "Kvaerno5"])
+def test_exponential_decay(solver):
+    t = np.linspace(0.1, 5.0, 25)
+    sol = pyude.solve(DECAY, t, solver=solver, rtol=1e-10, atol=1e-12)
+    exact = 2.0 * np.exp(-0.7 * t)
+    # Rosenbrock23 is 2nd order; Dopri8 takes few, long steps and saves through its
+    # lower-order dense interpolant (diffrax's), which dominates the error here.
+    tol = {"Rosenbrock23": 1e-6, "Dopri8": 2e-8, "Kvaerno5": 2e-8}.get(solver, 1e-9)
+    np.testing.assert_allclose(sol.y[:, 0], exact, rtol=tol, atol=0)
+    assert sol.stats["solver"] == solver
+    assert sol.stats["steps"] > 0
+
+
+@pytest.mark.parametrize("solver", ["Tsit5", "Dopri8", "Rodas5P"])
+def test_harmonic_oscillator_tight(solver):
+    t = np.linspace(0, 10, 101)[1:]
+    sol = pyude.solve(OSCILLATOR, t, solver=solver, rtol=1e-12, atol=1e-12, max_steps=100_000)
+    np.testing.assert_allclose(sol["q"], np.cos(2 * t), atol=1e-9)
+    np.testing.assert_allclose(sol["v"], -2 * np.sin(2 * t), atol=2e-9)
+
+
+def test_dense_output_between_save_times():
+    sol = pyude.solve(OSCILLATOR, [10.0], solver="Rodas5P", rtol=1e-10, atol=1e-12)
+    tq = np.linspace(0, 10, 37)
+    np.testing.assert_allclose(sol(tq)[:, 0], np.cos(2 * tq), atol=1e-7)
+    np.testing.assert_allclose(sol.evaluate(3.3), [np.cos(6.6), -2 * np.sin(6.6)], atol=1e-7)
+    with pytest.raises(DataError, match="outside the solved interval"):
+        sol(11.0)
+
+
+def test_robertson_reference_values():
+    """Hairer & Wanner's Robertson problem; reference at t = 1e11 from the IVP Test Set
+    (Mazzia & Magherini), and the widely used values at t = 40."""
+    sol = pyude.solve(ROBERTSON, [40.0, 1e11], solver="Rodas5P", rtol=1e-10, atol=1e-16, max_steps=50_000)
+    np.testing.assert_allclose(sol.y[0], [0.7158270687193135, 9.185534764557763e-06, 0.2841637457459220], rtol=1e-7)
+    np.testing.assert_allclose(
+        sol.y[1], [0.2083340149701255e-07, 0.8333360770334713e-13, 0.9999999791665050], rtol=1e-5
+    )
+    assert sol.stats["rejected_steps"] < 0.1 * sol.stats["steps"]
+
+
+def test_robertson_kvaerno5_and_rosenbrock23():
+    ref = [0.7158270687193135, 9.185534764557763e-06, 0.2841637457459220]
+    sol = pyude.solve(ROBERTSON, [40.0], solver="Kvaerno5", rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(sol.y[0], ref, rtol=1e-6)
+    sol = pyude.solve(ROBERTSON, [40.0], solver="Rosenbrock23", rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(sol.y[0], ref, rtol=1e-4)
+
+
+def test_auto_picks_by_stiffness():
+    stiff = pyude.solve(ROBERTSON, [40.0], rtol=1e-8, atol=1e-12)
+    assert stiff.stats["solver"] == "Rodas5P"
+    assert stiff.stats["stiffness_estimate"] > 1e3
+    smooth = pyude.solve(OSCILLATOR, [10.0])
+    assert smooth.stats["solver"] == "Tsit5"
+    assert smooth.stats["stiffness_estimate"] < 1e3
+
+
+def test_compiled_once_per_model():
+    t = np.linspace(0.1, 1, 5)
+    spec = dict(DECAY, name="decay_cache")
+    first = pyude.solve(spec, t, solver="Tsit5")
+    second = pyude.solve(spec, t, params={"k": 0.3}, solver="Tsit5")
+    assert first.stats["compile_time"] > 0
+    assert second.stats["compile_time"] == 0.0
+    np.testing.assert_allclose(second["x"], 2 * np.exp(-0.3 * t), rtol=1e-5)
+
+
+def test_conservation_with_network_rate():
+    """dx/dt = S r(x): w.x is conserved to round-off for any rates, also learned ones."""
+    spec = {
+        "states": ["E", "S", "ES", "P"],
+        "parameters": {"kf": 2.0, "kr": 1.0},
+        "networks": {"cat": {"inputs": 1, "layers": [{"units": 8, "activation": "tanh"}, {"units": 1, "activation": "softplus"}]}},
+        "reactions": [
+            {"equation": "E + S <-> ES", "rate": "kf*E*S", "reverse_rate": "kr*ES"},
+            {"equation": "ES -> E + P", "rate": "cat(ES)[0]*ES"},
+        ],
+        "initial": {"E": 1.0, "S": 5.0, "ES": 0.0, "P": 0.0},
+    }
+    model = pyude.Model.from_dict(spec)
+    W = np.array([[1, 0, 1, 0], [0, 1, 1, 1]], float)  # total enzyme, total substrate
+    np.testing.assert_allclose(__import__("pyude.spec._reactions", fromlist=["x"]).conservation_laws(
+        model.stoichiometric_matrix()).shape, (2, 4))
+    for solver in ("Rodas5P", "Tsit5"):
+        sol = pyude.solve(model, np.linspace(0.5, 20, 40), params=model.init_params(seed=1), solver=solver)
+        drift = sol.y @ W.T - np.array([1.0, 5.0])
+        assert np.max(np.abs(drift)) < 1e-13
+        assert sol["P"][-1] > 0.1  # the learned rate does act
+
+
+def test_inputs_interpolation():
+    spec = {
+        "states": ["x"],
+        "equations": {"x": "u"},
+        "inputs": {"u": {"times": [0, 1, 2], "values": [0, 2, 2], "interpolation": "linear"}},
+    }
+    # x(t) = integral of u: t^2 on [0,1], then 1 + 2(t-1)
+    sol = pyude.solve(spec, [0.5, 1.0, 3.0], solver="Tsit5", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sol["x"], [0.25, 1.0, 5.0], rtol=1e-8)
+    zoh = dict(spec, inputs={"u": {"times": [0, 1], "values": [1, 3], "interpolation": "zoh"}})
+    sol = pyude.solve(zoh, [1.0, 2.0], solver="Rodas5P", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sol["x"], [1.0, 4.0], rtol=1e-8)
+    # override the signal at solve time without recompiling the model
+    sol = pyude.solve(zoh, [2.0], solver="Rodas5P", inputs={"u": ([0, 1], [2, 2])}, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sol["x"], [4.0], rtol=1e-8)
+
+
+def test_cubic_input_reproduces_a_cubic_free_spline():
+    t = np.linspace(0, 2, 9)
+    spec = {
+        "states": ["x"],
+        "equations": {"x": "u"},
+        "inputs": {"u": {"times": t.tolist(), "values": (3 * t).tolist(), "interpolation": "cubic"}},
+    }
+    sol = pyude.solve(spec, [2.0], solver="Tsit5", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sol["x"], [6.0], rtol=1e-8)  # a natural spline of a line is the line
+
+
+def test_callable_model():
+    def f(t, y, p):
+        return jnp.array([y[1], -p["w"] ** 2 * y[0]])
+
+    t = np.linspace(0.5, 3, 6)
+    sol = pyude.solve(f, t, y0=[1.0, 0.0], params={"w": 1.5}, solver="Dopri8", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sol["y0"], np.cos(1.5 * t), atol=1e-8)
+
+
+def test_tidy_dataframe():
+    sol = pyude.solve(OSCILLATOR, [1.0, 2.0], solver="Tsit5")
+    wide = sol.to_dataframe()
+    assert list(wide.columns) == ["time", "q", "v"]
+    tidy = sol.to_dataframe(tidy=True)
+    assert list(tidy.columns) == ["time", "observable", "value"] and len(tidy) == 4
+
+
+# ------------------------------------------------------------------ order of convergence
+def _fixed_step_error(solver, n_steps):
+    lam = -2.0
+
+    def f(t, y, args):  # y' = lam (y - cos t) - sin t, y(t) = cos t + (y0 - 1) e^{lam t}
+        return lam * (y - jnp.cos(t)) - jnp.sin(t)
+
+    T, y0 = 2.0, jnp.array([3.0])
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(f), solver, 0.0, T, T / n_steps, y0, stepsize_controller=diffrax.ConstantStepSize(),
+        max_steps=n_steps + 1,
+    )
+    exact = np.cos(T) + 2.0 * np.exp(lam * T)
+    return abs(float(sol.ys[-1, 0]) - exact)
+
+
+@pytest.mark.parametrize(
+    "solver, order, n", [(Rodas5P(), 5, 16), (Rosenbrock23(), 2, 64), (diffrax.Kvaerno5(root_finder=diffrax.VeryChord(rtol=1e-13, atol=1e-13, norm=optx.max_norm)), 5, 16)]
+)
+def test_order_of_convergence(solver, order, n):
+    e1, e2 = _fixed_step_error(solver, n), _fixed_step_error(solver, 2 * n)
+    observed = np.log2(e1 / e2)
+    assert abs(observed - order) < 0.35, observed
+
+
+# ------------------------------------------------------------------------- errors
+def test_solver_error_carries_code_time_and_hint():
+    with pytest.raises(SolverError) as info:
+        pyude.solve(ROBERTSON, [1e5], solver="Tsit5", max_steps=200)
+    err = info.value
+    assert err.code == "max_steps_reached"
+    assert 0 < err.t_reached < 1e5
+    assert "looks stiff" in str(err) and "Rodas5P" in err.hint
+
+
+def test_blow_up_is_an_error_not_nan():
+    spec = {"states": ["x"], "equations": {"x": "x^2"}, "initial": {"x": 1.0}}
+    with pytest.raises(SolverError) as info:
+        pyude.solve(spec, [2.0], solver="Tsit5")
+    assert info.value.t_reached == pytest.approx(1.0, abs=1e-2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(t=[1.0, 0.5]), "strictly increasing"),
+        (dict(t=[1.0, np.nan]), "not finite"),
+        (dict(t=[-1.0, 1.0]), "before the initial time"),
+        (dict(t=[1.0], y0=[1.0, 2.0]), "y0 has 2 entries"),
+        (dict(t=[1.0], y0=[np.inf]), "NaN or inf"),
+        (dict(t=[1.0], params={"q": 1.0}), "unknown parameter name"),
+        (dict(t=[1.0], params={"k": np.nan}), "NaN or inf"),
+    ],
+)
+def test_solve_input_errors(kwargs, message):
+    with pytest.raises(DataError, match=message):
+        pyude.solve(DECAY, **kwargs)
+
+
+def test_unknown_solver_and_engine():
+    with pytest.raises(pyude.SpecError, match="unknown solver 'RK45'"):
+        pyude.solve(DECAY, [1.0], solver="RK45")
+    with pytest.raises(pyude.SpecError, match="unknown engine"):
+        pyude.solve(DECAY, [1.0], engine="torch")
