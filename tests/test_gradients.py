@@ -1,0 +1,209 @@
+"""Loss gradients: every sensitivity method against central finite differences."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pyude
+from pyude import DataError
+
+SENSITIVITIES = ["checkpoint", "adjoint", "forward"]
+
+
+def finite_difference(problem: pyude.Problem, model, params: dict, rel_step: float = 1e-4) -> np.ndarray:
+    """Fourth-order central differences of the loss in the flat parameter vector."""
+    p0 = model.flatten(params)
+    g = np.empty_like(p0)
+    for i in range(p0.size):
+        h = rel_step * max(abs(p0[i]), 1e-2)
+        vals = []
+        for k in (-2, -1, 1, 2):
+            p = p0.copy()
+            p[i] += k * h
+            vals.append(problem.loss(p))
+        g[i] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    return g
+
+
+def rel_error(a, b) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def _synthetic(model, params, times, observables, solver, sigma=None, noise=0.05, seed=0, **kw):
+    sol = pyude.solve(model, times, params=params, solver=solver, rtol=1e-10, atol=1e-12, **kw)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for obs in observables:
+        y = sol[obs]
+        for t, v in zip(times, y):
+            row = {"time": t, "observable": obs, "value": v * (1 + noise * rng.standard_normal())}
+            if sigma is not None:
+                row["sigma"] = sigma[obs]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ mechanistic
+MECH = pyude.Model.from_dict(
+    {
+        "name": "two_compartment",
+        "states": ["c1", "c2"],
+        "parameters": {"k12": 0.8, "k21": 0.3, "ke": 0.25, "dose": 4.0},
+        "equations": {"c1": "-(k12 + ke)*c1 + k21*c2", "c2": "k12*c1 - k21*c2"},
+        "initial": {"c1": "dose", "c2": 0.0},
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def mech_problem():
+    times = np.array([0.25, 0.5, 1, 2, 3, 5, 8, 12])
+    data = _synthetic(MECH, None, times, ["c1", "c2"], "Tsit5", sigma={"c1": 0.1, "c2": 0.05})
+    return pyude.Problem(MECH, data, solver="Tsit5", rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("sensitivity", SENSITIVITIES)
+def test_mechanistic_gradient(mech_problem, sensitivity):
+    params = {"k12": 0.6, "k21": 0.35, "ke": 0.2, "dose": 3.7}
+    loss, grad = mech_problem.value_and_grad(params, sensitivity)
+    assert loss == pytest.approx(mech_problem.loss(params), rel=1e-12)
+    assert set(grad) == set(MECH.parameters)
+    fd = finite_difference(mech_problem, MECH, params)
+    assert rel_error(MECH.flatten(grad), fd) < 1e-5
+    # the initial value dose enters only through initial.c1 = dose
+    assert abs(grad["dose"]) > 1e-3
+
+
+def test_initial_state_gradient(mech_problem):
+    params = {"k12": 0.6, "k21": 0.35, "ke": 0.2, "dose": 3.7}
+    for sens in SENSITIVITIES:
+        _, grad = mech_problem.value_and_grad(params, sens, initial_states=True)
+        # with independent initial states, dose has no other path into the loss
+        assert grad["dose"] == 0.0
+        h = 1e-4
+        for s, y0 in (("c1", 3.7), ("c2", 0.0)):
+            f = [mech_problem.loss({**params, f"initial.{s}": y0 + k * h}) for k in (-2, -1, 1, 2)]
+            fd = (f[0] - 8 * f[1] + 8 * f[2] - f[3]) / (12 * h)
+            assert grad[f"initial.{s}"] == pytest.approx(fd, rel=1e-6)
+        # and the initial-state gradient equals the dose gradient of the coupled problem
+        _, coupled = mech_problem.value_and_grad(params, sens)
+        assert grad["initial.c1"] == pytest.approx(coupled["dose"], rel=1e-7)
+
+
+def test_sensitivity_objects(mech_problem):
+    params = {"k12": 0.6}
+    _, a = mech_problem.value_and_grad(params, pyude.Adjoint(quadrature_nodes=7))
+    _, c = mech_problem.value_and_grad(params, pyude.Checkpoint(checkpoints=20))
+    np.testing.assert_allclose(MECH.flatten(a), MECH.flatten(c), rtol=1e-6)
+    with pytest.raises(pyude.SpecError, match="unknown sensitivity 'backsolve'"):
+        mech_problem.value_and_grad(params, "backsolve")
+
+
+# ------------------------------------------------------------------------ stiff
+ROBERTSON = pyude.Model.from_yaml(Path(__file__).parents[1] / "examples/robertson/model.yaml")
+
+
+@pytest.fixture(scope="module")
+def stiff_problem():
+    times = np.array([0.1, 1, 10, 40, 100, 400])
+    data = _synthetic(
+        ROBERTSON, None, times, ["y1", "y2", "y3"], "Rodas5P", sigma={"y1": 0.01, "y2": 1e-7, "y3": 0.01}
+    )
+    return pyude.Problem(ROBERTSON, data, solver="Rodas5P", rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("sensitivity", SENSITIVITIES)
+def test_stiff_gradient(stiff_problem, sensitivity):
+    params = {"k1": 0.05, "k2": 2.5e7, "k3": 1.2e4}
+    assert stiff_problem.solver == "Rodas5P"
+    _, grad = stiff_problem.value_and_grad(params, sensitivity)
+    fd = finite_difference(stiff_problem, ROBERTSON, params)
+    g = ROBERTSON.flatten(grad)
+    # compare on the scale the parameters live on: d loss / d log k
+    p = ROBERTSON.flatten(params)
+    assert rel_error(g * p, fd * p) < 1e-5
+
+
+def test_stiff_auto_problem_uses_stiff_solver(stiff_problem):
+    auto = pyude.Problem(ROBERTSON, stiff_problem.data.frame, rtol=1e-8, atol=1e-12)
+    assert auto.solver == "Rodas5P" and auto.stiffness.stiff
+
+
+# ------------------------------------------------------------------------ UDE
+UDE = pyude.Model.from_dict(
+    {
+        "name": "lotka_volterra_ude",
+        "states": ["x", "y"],
+        "parameters": {"alpha": 1.3, "delta": 1.8},
+        "networks": {
+            "nn": {"inputs": 2, "layers": [{"units": 5, "activation": "tanh"}, {"units": 2, "activation": "identity"}]}
+        },
+        "equations": {"x": "alpha*x + nn(x, y)[0]", "y": "-delta*y + nn(x, y)[1]"},
+        "initial": {"x": 0.44, "y": 0.26},
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def ude_problem():
+    lv = {
+        "states": ["x", "y"],
+        "parameters": {"alpha": 1.3, "beta": 0.9, "gamma": 0.8, "delta": 1.8},
+        "equations": {"x": "alpha*x - beta*x*y", "y": "gamma*x*y - delta*y"},
+        "initial": {"x": 0.44, "y": 0.26},
+    }
+    times = np.linspace(0.1, 3.0, 15)
+    data = _synthetic(lv, None, times, ["x", "y"], "Tsit5", noise=0.01)
+    return pyude.Problem(UDE, data, solver="Tsit5", rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("sensitivity", SENSITIVITIES)
+def test_ude_gradient(ude_problem, sensitivity):
+    params = UDE.init_params(seed=2)
+    _, grad = ude_problem.value_and_grad(params, sensitivity)
+    assert grad["nn.0.weight"].shape == (5, 2) and grad["nn.1.weight"].shape == (2, 5)
+    fd = finite_difference(ude_problem, UDE, params)
+    assert rel_error(UDE.flatten(grad), fd) < 1e-5
+
+
+def test_ude_gradient_stiff_solver(ude_problem):
+    """The same UDE through Rodas5P: the Jacobian of the network enters every step."""
+    problem = pyude.Problem(UDE, ude_problem.data.frame, solver="Rodas5P", rtol=1e-11, atol=1e-12)
+    params = UDE.init_params(seed=2)
+    fd = finite_difference(problem, UDE, params)
+    for sens in SENSITIVITIES:
+        _, grad = problem.value_and_grad(params, sens)
+        assert rel_error(UDE.flatten(grad), fd) < 1e-5, sens
+
+
+# ------------------------------------------------------------------ data errors
+GOOD = pd.DataFrame({"time": [1.0, 2.0], "observable": ["c1", "c2"], "value": [1.0, 0.5]})
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (GOOD.assign(value=[1.0, np.nan]), "data row 1: value is nan"),
+        (GOOD.assign(value=[np.inf, 1.0]), "data row 0: value is inf"),
+        (GOOD.assign(time=[-1.0, 1.0]), "data row 0: time -1 is before the initial time"),
+        (GOOD.assign(observable=["c1", "c3"]), "data row 1: unknown observable 'c3'"),
+        (GOOD.assign(sigma=[1.0, 0.0]), "data row 1: sigma must be positive"),
+        (GOOD.assign(sigma=[1.0, -2.0]), "data row 1: sigma must be positive"),
+        (GOOD.drop(columns="value"), "missing column\\(s\\) \\['value'\\]"),
+        (GOOD.assign(value=["1.0", "abc"]), "data row 1: column 'value' has non-numeric value 'abc'"),
+    ],
+)
+def test_data_errors(frame, message):
+    with pytest.raises(DataError, match=message):
+        pyude.Problem(MECH, frame, solver="Tsit5")
+
+
+def test_data_from_csv(tmp_path):
+    path = tmp_path / "data.csv"
+    GOOD.to_csv(path, index=False)
+    problem = pyude.Problem(MECH, path, solver="Tsit5")
+    assert problem.loss() > 0
+    with pytest.raises(DataError, match="not found"):
+        pyude.Problem(MECH, tmp_path / "missing.csv")
