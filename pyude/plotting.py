@@ -11,17 +11,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_solution(sol, path: str | Path, *, title: str = "", log_time: bool = False) -> Path:
-    """One panel, one line per state; written as PNG to ``path``."""
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    """One panel per state (states of a model often differ by orders of magnitude); PNG at ``path``."""
+    n = len(sol.states)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), dpi=110, squeeze=False)
     for j, s in enumerate(sol.states):
-        y = sol.y[:, j]
-        ax.plot(sol.t, y, label=s)
-    if log_time:
-        ax.set_xscale("log")
-    ax.set_xlabel("time")
-    ax.set_ylabel("state")
-    ax.set_title(f"{title} ({sol.stats.get('solver')})" if title else str(sol.stats.get("solver")))
-    ax.legend()
+        ax = axes[j // cols][j % cols]
+        ax.plot(sol.t, sol.y[:, j], color=f"C{j}")
+        ax.set_title(s)
+        ax.set_xlabel("time")
+        if log_time:
+            ax.set_xscale("log")
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(f"{title} ({sol.stats.get('solver')})" if title else str(sol.stats.get("solver")))
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
