@@ -15,8 +15,10 @@ class Solution:
     """A trajectory: ``y[i, j]`` is state ``states[j]`` at time ``t[i]``.
 
     ``stats`` holds the solver used, accepted and rejected steps, right-hand-side
-    and Jacobian evaluations, the first-call compile time and the solve time (s),
-    and, for ``solver="auto"``, the stiffness estimate behind the choice.
+    evaluations (attempted steps x evaluations per step; ``None`` for Kvaerno5,
+    whose Newton iterations diffrax does not count) and Jacobian evaluations, the
+    first-call compile time and the solve time (s), and, for ``solver="auto"``,
+    the stiffness estimate behind the choice.
     Calling the solution (or :meth:`evaluate`) reads the dense output at any time
     in ``[t0, t[-1]]``.
     """

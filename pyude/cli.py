@@ -34,7 +34,7 @@ def _simulate(args) -> int:
     print(f"solver     {st['solver']}{est}")
     print(f"steps      {st['steps']} accepted, {st['rejected_steps']} rejected")
     print(f"time       compile {st['compile_time']:.2f} s, solve {st['solve_time'] * 1e3:.2f} ms")
-    print(f"final      " + ", ".join(f"{s}={v:.6g}" for s, v in zip(sol.states, sol.y[-1])))
+    print("final      " + ", ".join(f"{s}={v:.6g}" for s, v in zip(sol.states, sol.y[-1])))
     print(f"wrote      {out / 'trajectory.csv'}")
     print(f"plot       {png}")
     return 0

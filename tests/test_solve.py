@@ -227,3 +227,12 @@ def test_unknown_solver_and_engine():
         pyude.solve(DECAY, [1.0], solver="RK45")
     with pytest.raises(pyude.SpecError, match="unknown engine"):
         pyude.solve(DECAY, [1.0], engine="torch")
+
+
+def test_julia_engine_is_refused_quickly():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(pyude.EngineUnavailable, match="engine='jax'"):
+        pyude.solve(DECAY, [1.0], engine="julia")
+    assert time.perf_counter() - start < 1.0

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...spec import _expr
-from ...spec._expr import Call, Expr, NetCall, Num, Op, Sym
+from ...spec._expr import Call, Expr, Num, Op, Sym
 from ...spec._function import FunctionModel
 from ...spec._model import Input, Model
 from ._inputs import InputData, evaluate_input, input_data

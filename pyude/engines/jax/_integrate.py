@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import diffrax
-import jax.numpy as jnp
 
 from ..._errors import SolverError
 from ._compile import CompiledModel
@@ -94,20 +93,3 @@ def raise_for_result(code, t_reached: float, t_end: float, solver: str, max_step
 
 def final_time(sol: diffrax.Solution):
     return sol.ts[1][0]
-
-
-def last_ys(sol: diffrax.Solution):
-    return sol.ys[0]
-
-
-def step_stats(sol: diffrax.Solution) -> dict[str, int]:
-    st = sol.stats
-    return {
-        "steps": int(st["num_accepted_steps"]),
-        "rejected_steps": int(st["num_rejected_steps"]),
-        "attempted_steps": int(st["num_steps"]),
-    }
-
-
-def nonfinite_check(ys) -> bool:
-    return bool(jnp.all(jnp.isfinite(ys)))
