@@ -16,6 +16,7 @@ import yaml
 
 from .._errors import DataError, SpecError
 from . import _expr
+from ._checks import check_keys
 from ._expr import Expr
 from ._networks import Network, parse_network
 from ._reactions import parse_equation, stoichiometry
@@ -78,15 +79,17 @@ def _check_name(name, where: str) -> str:
     return name
 
 
+def _read_text(path: str | Path) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        raise SpecError(f"cannot read model file {str(path)!r}: {e.strerror}") from None
+
+
 def _parse_input(name: str, spec, where: str) -> Input:
     if not isinstance(spec, Mapping):
         raise SpecError(f"{where}: expected a mapping with 'times', 'values' and optional 'interpolation'")
-    unknown = set(spec) - {"times", "values", "interpolation"}
-    if unknown:
-        raise SpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: times, values, interpolation")
-    for key in ("times", "values"):
-        if key not in spec:
-            raise SpecError(f"{where}: missing key {key!r}")
+    check_keys(spec, ("times", "values", "interpolation"), where, required=("times", "values"))
     try:
         times = np.asarray(spec["times"], dtype=float)
         values = np.asarray(spec["values"], dtype=float)
@@ -210,11 +213,7 @@ class Model:
         where = f"parameters.{name}"
         _check_name(name, where)
         if isinstance(p, Mapping):
-            unknown = set(p) - {"value", "scale", "bounds"}
-            if unknown:
-                raise SpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: value, scale, bounds")
-            if "value" not in p:
-                raise SpecError(f"{where}: missing key 'value'")
+            check_keys(p, ("value", "scale", "bounds"), where, required=("value",))
             value = _number(p["value"], f"{where}.value")
             scale = p.get("scale", "lin")
             if scale not in SCALES:
@@ -241,12 +240,7 @@ class Model:
         where = f"reactions[{i}]"
         if not isinstance(r, Mapping):
             raise SpecError(f"{where}: expected a mapping with 'equation' and 'rate'")
-        unknown = set(r) - {"equation", "rate", "reverse_rate"}
-        if unknown:
-            raise SpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: equation, rate, reverse_rate")
-        for key in ("equation", "rate"):
-            if key not in r:
-                raise SpecError(f"{where}: missing key {key!r}")
+        check_keys(r, ("equation", "rate", "reverse_rate"), where, required=("equation", "rate"))
         reactants, products, reversible = parse_equation(r["equation"], where, self.states)
         rate = _expr.parse(r["rate"], f"{where}.rate")
         _expr.check(rate, f"{where}.rate", names, nets)
@@ -293,10 +287,7 @@ class Model:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Model":
         """Load a spec from a YAML file (safe loading only)."""
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise SpecError(f"cannot read model file {str(path)!r}: {e.strerror}") from None
+        text = _read_text(path)
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -308,10 +299,7 @@ class Model:
         """Load a spec from a JSON file path or a JSON string."""
         text = str(path_or_text)
         if not text.lstrip().startswith("{"):
-            try:
-                text = Path(path_or_text).read_text()
-            except OSError as e:
-                raise SpecError(f"cannot read model file {str(path_or_text)!r}: {e.strerror}") from None
+            text = _read_text(path_or_text)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

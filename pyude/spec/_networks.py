@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import SpecError
+from ._checks import check_keys
 
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid", "gelu", "identity")
 
@@ -77,11 +78,7 @@ def _positive_int(value, where: str) -> int:
 def parse_network(name: str, spec, where: str) -> Network:
     if not isinstance(spec, dict):
         raise SpecError(f"{where}: expected a mapping with 'inputs' and 'layers'")
-    unknown = set(spec) - {"inputs", "layers"}
-    if unknown:
-        raise SpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: inputs, layers")
-    if "inputs" not in spec:
-        raise SpecError(f"{where}: missing key 'inputs'")
+    check_keys(spec, ("inputs", "layers"), where, required=("inputs",))
     n_in = _positive_int(spec["inputs"], f"{where}.inputs")
     raw_layers = spec.get("layers")
     if not isinstance(raw_layers, list) or not raw_layers:
@@ -91,11 +88,7 @@ def parse_network(name: str, spec, where: str) -> Network:
         w = f"{where}.layers[{i}]"
         if not isinstance(lay, dict):
             raise SpecError(f"{w}: expected a mapping with 'units' and 'activation'")
-        unknown = set(lay) - {"units", "activation", "bias"}
-        if unknown:
-            raise SpecError(f"{w}: unknown key(s) {sorted(unknown)}; allowed: units, activation, bias")
-        if "units" not in lay:
-            raise SpecError(f"{w}: missing key 'units'")
+        check_keys(lay, ("units", "activation", "bias"), w, required=("units",))
         units = _positive_int(lay["units"], f"{w}.units")
         act = lay.get("activation", "identity")
         if act not in ACTIVATIONS:
