@@ -1,5 +1,7 @@
 """Trajectories against analytic solutions and published reference values."""
 
+from pathlib import Path
+
 import diffrax
 import jax.numpy as jnp
 import numpy as np
@@ -236,3 +238,12 @@ def test_julia_engine_is_refused_quickly():
     with pytest.raises(pyude.EngineUnavailable, match="engine='jax'"):
         pyude.solve(DECAY, [1.0], engine="julia")
     assert time.perf_counter() - start < 1.0
+
+
+def test_hires_reference_values():
+    """HIRES (Hairer & Wanner) at t = 321.8122; reference from the IVP Test Set."""
+    spec = __import__("yaml").safe_load((Path(__file__).parents[1] / "examples/hires/model.yaml").read_text())
+    sol = pyude.solve(spec, [321.8122], solver="Rodas5P", rtol=1e-10, atol=1e-12, max_steps=50_000)
+    ref = [0.7371312573325668e-3, 0.1442485726316185e-3, 0.5888729740967575e-4, 0.1175651343283149e-2,
+           0.2386356198831331e-2, 0.6238968252742796e-2, 0.2849998395185769e-2, 0.2850001604814231e-2]
+    np.testing.assert_allclose(sol.y[0], ref, rtol=1e-7)

@@ -76,13 +76,12 @@ class JaxEngine:
         s = Settings(name, float(rtol), float(atol), int(max_steps))
 
         def run(ts, t0, y0, p, u):
-            sol = integrate(cm, s, ts, t0, y0, p, u, dense=True)
-            return sol.ys[0], sol.result._value, sol.ts[1][0], sol.stats, sol.interpolation
+            sol = integrate(cm, s, ts, t0, y0, p, u)
+            return sol.ys[0], sol.result._value, sol.ts[1][0], sol.stats
 
+        args = (jnp.asarray(ts), jnp.asarray(t0, dtype=jnp.float64), y0, p, u)
         start = time.perf_counter()
-        (ys, code, t_reached, raw_stats, interp), compile_time = self.call_compiled(
-            cm, ("solve", s), run, jnp.asarray(ts), jnp.asarray(t0, dtype=jnp.float64), y0, p, u
-        )
+        (ys, code, t_reached, raw_stats), compile_time = self.call_compiled(cm, ("solve", s), run, *args)
         ys = np.asarray(ys)
         elapsed = time.perf_counter() - start - compile_time
         raise_for_result(code, float(t_reached), float(ts[-1]), name, s.max_steps)
@@ -94,25 +93,34 @@ class JaxEngine:
                 hint="check parameters and initial values; try a stiff solver or tighter tolerances",
             )
         st = {k: int(v) for k, v in raw_stats.items() if k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
+        per_step = RHS_EVALS_PER_STEP[name]
         stats = {
             "solver": name,
             "steps": st["num_accepted_steps"],
             "rejected_steps": st["num_rejected_steps"],
             # attempted steps x evaluations per step, + 2 for the initial step-size guess
-            "rhs_evals": None if RHS_EVALS_PER_STEP[name] is None else st["num_steps"] * RHS_EVALS_PER_STEP[name] + 2,
+            "rhs_evals": None if per_step is None else st["num_steps"] * per_step + 2,
             "jacobian_evals": st["num_steps"] if name in ("Rodas5P", "Rosenbrock23") else None,
             "compile_time": compile_time,
             "solve_time": elapsed,
             "stiffness_estimate": None if est is None else est.estimate,
             "stiffness_spread": None if est is None else est.spread,
         }
-        evaluate = cm.cache.get("dense_eval")
-        if evaluate is None:
-            evaluate = jax.jit(lambda interp, t: jax.vmap(interp.evaluate)(t))
-            cm.cache["dense_eval"] = evaluate
+        interp: list = []
 
         def dense(t: np.ndarray) -> np.ndarray:
-            return np.asarray(evaluate(interp, jnp.asarray(t, dtype=jnp.float64)))
+            # the dense output costs a buffer of max_steps steps: built on first use only
+            if not interp:
+
+                def run_dense(ts, t0, y0, p, u):
+                    return integrate(cm, s, ts, t0, y0, p, u, dense=True).interpolation
+
+                interp.append(self.call_compiled(cm, ("dense", s), run_dense, *args)[0])
+            evaluate = cm.cache.get("dense_eval")
+            if evaluate is None:
+                evaluate = jax.jit(lambda it, tq: jax.vmap(it.evaluate)(tq))
+                cm.cache["dense_eval"] = evaluate
+            return np.asarray(evaluate(interp[0], jnp.asarray(t, dtype=jnp.float64)))
 
         return ys, stats, dense
 
