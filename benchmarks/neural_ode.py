@@ -102,7 +102,7 @@ def torch_trainer(adjoint: bool, t, z0, target, params0):
         loss = torch.mean((pred[1:] - tgt[1:]) ** 2)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
