@@ -31,25 +31,37 @@ class Checkpoint(AbstractSensitivity):
 
 @dataclass(frozen=True)
 class Adjoint(AbstractSensitivity):
-    r"""Continuous adjoint ("optimise then discretise"), as SciMLSensitivity's
-    ``QuadratureAdjoint`` with an interpolated forward solution.
+    r"""Continuous adjoint ("optimise then discretise") with checkpoints and
+    interpolation, as SciMLSensitivity's ``InterpolatingAdjoint(checkpointing=true)``.
 
-    The forward pass stores its dense output. Backwards from the last data time,
+    The forward pass keeps only the states at the data times. Backwards from the
+    last data time,
 
     $$\dot\lambda = -\Big(\frac{\partial f}{\partial y}\Big)^{\!\top}\lambda,\qquad
     \lambda(t_i^-) = \lambda(t_i^+) + \frac{\partial L}{\partial y(t_i)},$$
 
-    is integrated with the problem's solver (a stiff one for stiff problems), with
-    ``y(t)`` read from the stored forward solution (never re-integrated backwards,
-    which is unstable for stiff models). Then
-    $\partial L/\partial p = \int \lambda^\top \partial f/\partial p\,dt$ by
-    ``quadrature_nodes``-point Gauss-Legendre on every backward step, and
-    $\partial L/\partial y_0 = \lambda(t_0)$. Memory does not grow with the number of
-    backward steps.
+    is integrated with the problem's solver (a stiff one for stiff problems). The
+    state ``y(t)`` comes from re-solving each data interval forwards from its
+    checkpoint, in chunks of at most ``interval_steps`` steps with dense output
+    (never from integrating the state backwards, which is unstable for stiff models).
+    $\partial L/\partial p = \int \lambda^\top \partial f/\partial p\,dt$ is
+    accumulated by ``quadrature_nodes``-point Gauss-Legendre inside every backward
+    step, and $\partial L/\partial y_0 = \lambda(t_0)$.
+
+    Memory: the states at the data times plus one chunk's dense output
+    (``interval_steps`` steps), whatever the number of steps. Cost: about two
+    forward solves plus the backward solve.
     """
 
     quadrature_nodes: int = 5
+    interval_steps: int = 32
     name: str = "adjoint"
+
+    def __post_init__(self) -> None:
+        if int(self.quadrature_nodes) < 1:
+            raise SpecError(f"Adjoint: quadrature_nodes must be >= 1, got {self.quadrature_nodes!r}")
+        if int(self.interval_steps) < 8:
+            raise SpecError(f"Adjoint: interval_steps must be >= 8, got {self.interval_steps!r}")
 
 
 @dataclass(frozen=True)

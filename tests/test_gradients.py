@@ -114,7 +114,10 @@ def stiff_problem():
     return pyude.Problem(ROBERTSON, data, solver="Rodas5P", rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("sensitivity", SENSITIVITIES)
+# Adjoint(interval_steps=8): every data interval re-solved in many chunks (restarts included)
+@pytest.mark.parametrize(
+    "sensitivity", SENSITIVITIES + [pyude.Adjoint(interval_steps=8)], ids=SENSITIVITIES + ["adjoint-chunked"]
+)
 def test_stiff_gradient(stiff_problem, sensitivity):
     params = {"k1": 0.05, "k2": 2.5e7, "k3": 1.2e4}
     assert stiff_problem.solver == "Rodas5P"
@@ -124,6 +127,31 @@ def test_stiff_gradient(stiff_problem, sensitivity):
     # compare on the scale the parameters live on: d loss / d log k
     p = ROBERTSON.flatten(params)
     assert rel_error(g * p, fd * p) < 1e-5
+
+
+def test_adjoint_memory_does_not_grow_with_max_steps():
+    """50 states, max_steps 5e6: storing every step's dense output would need ~100 GB."""
+    n = 50
+    k = np.linspace(0.5, 2.0, n)
+    model = lambda t, y, p: -p["k"] * y  # noqa: E731
+    times = np.linspace(0.2, 2.0, 10)
+    data = pd.DataFrame(
+        {"time": np.repeat(times, n), "observable": np.tile([f"y{i}" for i in range(n)], times.size), "value": 0.3}
+    )
+    problem = pyude.Problem(model, data, y0=np.ones(n), params={"k": k}, solver="Tsit5", rtol=1e-9, atol=1e-12,
+                            max_steps=5_000_000)
+    loss, grad = problem.value_and_grad({"k": k}, "adjoint")
+    # analytic: L = sum_i,j (exp(-k_i t_j) - 0.3)^2, dL/dk_i = sum_j 2 (e - 0.3) (-t_j e)
+    e = np.exp(-np.outer(times, k))
+    np.testing.assert_allclose(loss, np.sum((e - 0.3) ** 2), rtol=1e-8)
+    np.testing.assert_allclose(grad["k"], np.sum(2 * (e - 0.3) * (-times[:, None] * e), axis=0), rtol=1e-6)
+
+
+def test_adjoint_settings_are_checked():
+    with pytest.raises(pyude.SpecError, match="interval_steps"):
+        pyude.Adjoint(interval_steps=7)
+    with pytest.raises(pyude.SpecError, match="quadrature_nodes"):
+        pyude.Adjoint(quadrature_nodes=0)
 
 
 def test_stiff_auto_problem_uses_stiff_solver(stiff_problem):

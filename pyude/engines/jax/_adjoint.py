@@ -1,84 +1,252 @@
-"""The continuous adjoint on a stored forward solution (see :class:`pyude.Adjoint`).
+"""The continuous adjoint with checkpoints and interpolation (see :class:`pyude.Adjoint`).
 
 diffrax's ``BacksolveAdjoint`` re-integrates the state backwards in time along
 with the adjoint; on stiff kinetics that backward state solve is unstable and
-the gradients come out wrong. Here the state is read from the forward pass's
-dense output instead, as SciMLSensitivity's InterpolatingAdjoint and
-QuadratureAdjoint do, and the adjoint is integrated with the problem's solver.
+the gradients come out wrong. Here, as in SciMLSensitivity's
+``InterpolatingAdjoint(checkpointing=true)``, the forward pass keeps only the
+states at the data times; backwards, each data interval is re-solved forwards
+from its checkpoint in chunks of at most ``Adjoint.interval_steps`` steps with
+dense output, and the adjoint is integrated backwards over each chunk with the
+problem's solver, reading the state from that chunk's interpolation. The
+parameter integral is accumulated inside the adjoint's own steps
+(:class:`_WithQuadrature`), so nothing grows with the number of steps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import diffrax
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import numpy as np
+import optimistix as optx
+from jaxtyping import Array, Float
 
 from ..._sensitivity import Adjoint
 from ._compile import CompiledModel
 from ._integrate import Settings, final_time, integrate
 from ._solvers import make_controller, make_solver
 
+_OK = diffrax.RESULTS.successful
+_MAX_STEPS = diffrax.RESULTS.max_steps_reached
+
+
+class _LambdaBlock(diffrax.AbstractTerm):
+    """The lambda block of the augmented adjoint term: dlambda/dt does not depend on mu,
+    so the inner solver (and a Rosenbrock method's Jacobian) sees lambda alone."""
+
+    term: diffrax.AbstractTerm
+    mu: Array
+
+    def vf(self, t, y, args):
+        return self.term.vf(t, (y, self.mu), args)[0]
+
+    def contr(self, t0, t1, **kwargs):
+        return self.term.contr(t0, t1, **kwargs)
+
+    def prod(self, vf, control):
+        return jtu.tree_map(lambda v: control * v, vf)
+
+
+class _QuadratureInterpolation(diffrax.AbstractLocalInterpolation):
+    """Dense output of a :class:`_WithQuadrature` step: the inner solver's for lambda,
+    linear in mu (only used if a caller asks for dense output)."""
+
+    t0: Float[Array, ""]
+    t1: Float[Array, ""]
+    lam: diffrax.AbstractLocalInterpolation
+    mu0: Array
+    mu1: Array
+
+    def evaluate(self, t0, t1=None, left: bool = True):
+        if t1 is not None:
+            a, b = self.evaluate(t0, left=left), self.evaluate(t1, left=left)
+            return b[0] - a[0], b[1] - a[1]
+        theta = (t0 - self.t0) / (self.t1 - self.t0)
+        return self.lam.evaluate(t0, left=left), self.mu0 + theta * (self.mu1 - self.mu0)
+
+
+class _WithQuadrature(diffrax.AbstractAdaptiveSolver):
+    r"""Integrates $y = (\lambda, \mu)$ with $\dot\mu$ independent of $\mu$: $\lambda$ by
+    ``solver``; on each step $[t_0, t_1]$
+
+    $$\mu_1 = \mu_0 + \tfrac{1}{2}\sum_k w_k\, f_\mu\big(\tau_k, \lambda(\tau_k)\big)\,(t_1 - t_0),
+    \qquad \tau_k = \tfrac{t_0 + t_1}{2} + \tfrac{t_1 - t_0}{2} x_k,$$
+
+    Gauss-Legendre nodes $x_k$ and weights $w_k$ on the step's own dense output of
+    $\lambda$. The error estimate is the inner solver's (zero for $\mu$), so $\mu$
+    never shrinks the steps, and a rejected step discards its quadrature with it.
+    """
+
+    solver: diffrax.AbstractSolver
+    nodes: Array
+    weights: Array
+
+    @property
+    def term_structure(self):
+        return diffrax.AbstractTerm
+
+    @property
+    def interpolation_cls(self) -> Callable[..., diffrax.AbstractLocalInterpolation]:
+        inner = self.solver.interpolation_cls
+
+        def make(*, t0, t1, lam, mu0, mu1):
+            return _QuadratureInterpolation(t0, t1, inner(t0=t0, t1=t1, **lam), mu0, mu1)
+
+        return make
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        lam, mu = y0
+        return self.solver.init(_LambdaBlock(terms, jnp.zeros_like(mu)), t0, t1, lam, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        lam0, mu0 = y0
+        block = _LambdaBlock(terms, jnp.zeros_like(mu0))
+        lam1, lam_err, info, solver_state, result = self.solver.step(
+            block, t0, t1, lam0, args, solver_state, made_jump
+        )
+        interp = self.solver.interpolation_cls(t0=t0, t1=t1, **info)
+        control = terms.contr(t0, t1)
+        mid, half = 0.5 * (t0 + t1), 0.5 * (t1 - t0)
+
+        def at(x):
+            tau = mid + half * x
+            return terms.vf_prod(tau, (interp.evaluate(tau), mu0), args, control)[1]
+
+        mu1 = mu0 + 0.5 * jnp.tensordot(self.weights, jax.vmap(at)(self.nodes), axes=1)
+        err = None if lam_err is None else (lam_err, jnp.zeros_like(mu0))
+        dense = {"lam": info, "mu0": mu0, "mu1": mu1}
+        return (lam1, mu1), err, dense, solver_state, result
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+
+def _lambda_norm(y) -> Array:
+    return optx.rms_norm(y[0])
+
 
 def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
     """``(ts, t0, y0, p, u) -> (ys, code, t_reached)``, reverse-differentiable by the continuous adjoint.
 
     ``code`` and ``t_reached`` are returned as floats (their cotangents are ignored).
-    A failed backward solve makes the gradients NaN.
+    A failed re-solve or backward solve makes the gradients NaN.
     """
     x, w = np.polynomial.legendre.leggauss(sens.quadrature_nodes)
     nodes, weights = jnp.asarray(x), jnp.asarray(w)
     solver = make_solver(s.solver, s.rtol, s.atol)
-    back_steps = 2 * s.max_steps
+    adjoint_solver = _WithQuadrature(solver, nodes, weights)
+    jumps = cm.jump_ts if cm.jump_ts.size else None
+    chunk = int(sens.interval_steps)
+    # restarts add a few steps per chunk; this bound is only reached by a solve that fails anyway
+    max_chunks = -(-s.max_steps // chunk) + 2
+    term = diffrax.ODETerm(cm.rhs)
 
-    def rhs_vjp(t, y, lam, p, u):
-        _, vjp = jax.vjp(lambda y_, p_: cm.rhs(t, y_, (p_, u)), y, p)
-        return vjp(lam)
+    def adjoint_vf(t, y, args):
+        lam, _ = y
+        interp, p, u = args
+        _, vjp = jax.vjp(lambda y_, p_: cm.rhs(t, y_, (p_, u)), interp.evaluate(t), p)
+        dy, dp = vjp(lam)
+        return -dy, -dp
 
-    def adjoint_vf(t, lam, args):
-        ysol, p, u = args
-        return -rhs_vjp(t, ysol.evaluate(t), lam, p, u)[0]
+    adjoint_term = diffrax.ODETerm(adjoint_vf)
 
-    def quadrature(lsol: diffrax.DenseInterpolation, ysol, p, u):
-        """Sum over the backward steps of Gauss-Legendre sums of lambda^T df/dp."""
+    def resolve(ta, tb, ya, dt0, p, u) -> diffrax.Solution:
+        """Forwards from a checkpoint towards ``tb``: at most ``chunk`` steps, dense output."""
+        return diffrax.diffeqsolve(
+            term,
+            solver,
+            t0=ta,
+            t1=tb,
+            dt0=dt0,
+            y0=ya,
+            args=(p, u),
+            saveat=diffrax.SaveAt(t1=True, dense=True),
+            stepsize_controller=make_controller(s.solver, s.rtol, s.atol, jumps),
+            max_steps=chunk,
+            throw=False,
+        )
 
-        def on_step(i, acc):
-            a = lsol.ts[i] * lsol.direction
-            b = lsol.ts[i + 1] * lsol.direction
-            mid, half = 0.5 * (a + b), 0.5 * jnp.abs(b - a)
+    def last_step(sol: diffrax.Solution):
+        n = sol.stats["num_accepted_steps"]
+        ts = sol.interpolation.ts
+        return ts[n] - ts[jnp.maximum(n - 1, 0)]
 
-            def at(xk):
-                t = mid + half * xk
-                return rhs_vjp(t, ysol.evaluate(t), lsol.evaluate(t), p, u)[1]
+    def checkpoints(ta, tb, ya, p, u):
+        """Chunk the interval: each chunk's start (t, y, dt0); the last chunk's dense output."""
+        t_cp = jnp.full((max_chunks,), tb)
+        y_cp = jnp.zeros((max_chunks,) + ya.shape, ya.dtype)
+        dt_cp = jnp.zeros((max_chunks,), ta.dtype)
 
-            g = jax.vmap(at)(nodes)
-            return acc + half * jnp.tensordot(weights, g, axes=1)
+        def run(c, t, y, dt0, t_cp, y_cp, dt_cp):
+            sol = resolve(t, tb, y, dt0, p, u)
+            t_cp, y_cp, dt_cp = t_cp.at[c].set(t), y_cp.at[c].set(y), dt_cp.at[c].set(0.0 if dt0 is None else dt0)
+            t_new = sol.ts[0]
+            status = jnp.where(sol.result == _OK, 1, jnp.where((sol.result == _MAX_STEPS) & (t_new > t), 0, -1))
+            return (c + 1, t_new, sol.ys[0], last_step(sol), t_cp, y_cp, dt_cp, sol.interpolation, status)
+
+        # the first chunk picks its initial step (dt0=None); later ones start with the previous step size
+        first = run(0, ta, ya, None, t_cp, y_cp, dt_cp)
+
+        def cond(carry):
+            return (carry[-1] == 0) & (carry[0] < max_chunks)
 
         def body(carry):
-            i, acc = carry
-            return i + 1, on_step(i, acc)
+            c, t, y, dt, t_cp, y_cp, dt_cp, _, _ = carry
+            return run(c, t, y, dt, t_cp, y_cp, dt_cp)
 
-        _, acc = jax.lax.while_loop(lambda c: c[0] < lsol.ts_size - 1, body, (0, jnp.zeros_like(p)))
-        return acc
+        c, _, _, _, t_cp, y_cp, dt_cp, dense, status = jax.lax.while_loop(cond, body, first)
+        return c, t_cp, y_cp, dt_cp, dense, status == 1
 
-    def segment(lam, mu, ok, ta, tb, ysol, p, u):
-        """Integrate lambda from tb back to ta and add the segment's parameter integral."""
-        controller = make_controller(s.solver, s.rtol, s.atol, cm.jump_ts if cm.jump_ts.size else None, step_ts=ysol.ts)
+    def backwards(lam, mu, tb, ta, dense, p, u):
+        """lambda from tb back to ta over one chunk's dense state; mu += its integral."""
         sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(adjoint_vf),
-            solver,
+            adjoint_term,
+            adjoint_solver,
             t0=tb,
             t1=ta,
             dt0=None,
-            y0=lam,
-            args=(ysol, p, u),
-            saveat=diffrax.SaveAt(t1=True, dense=True),
-            stepsize_controller=controller,
-            max_steps=back_steps,
+            y0=(lam, mu),
+            args=(dense, p, u),
+            saveat=diffrax.SaveAt(t1=True),
+            # adjoint steps land on the forward steps, where the state's interpolant has kinks
+            stepsize_controller=make_controller(s.solver, s.rtol, s.atol, jumps, step_ts=dense.ts, norm=_lambda_norm),
+            max_steps=s.max_steps,
             throw=False,
         )
-        mu = mu + quadrature(sol.interpolation, ysol, p, u)
-        return sol.ys[0], mu, ok & (sol.result == diffrax.RESULTS.successful)
+        return sol.ys[0][0], sol.ys[1][0], sol.result == _OK
+
+    def interval(lam, mu, ok, ta, tb, ya, p, u):
+        n_chunks, t_cp, y_cp, dt_cp, last_dense, ok_fwd = checkpoints(ta, tb, ya, p, u)
+
+        def body(k, carry):
+            lam, mu, ok = carry
+            c = n_chunks - 1 - k
+            start = t_cp[c]
+            end = jnp.where(c == n_chunks - 1, tb, t_cp[jnp.minimum(c + 1, max_chunks - 1)])
+            # the same call as in `checkpoints`, so the same steps
+            branch = jnp.where(c == n_chunks - 1, 0, jnp.where(c == 0, 1, 2))
+            dense = jax.lax.switch(
+                branch,
+                [
+                    lambda: last_dense,
+                    lambda: resolve(start, tb, y_cp[c], None, p, u).interpolation,
+                    lambda: resolve(start, tb, y_cp[c], dt_cp[c], p, u).interpolation,
+                ],
+            )
+            lam, mu, ok_c = backwards(lam, mu, end, start, dense, p, u)
+            return lam, mu, ok & ok_c
+
+        lam, mu, ok_b = jax.lax.fori_loop(0, n_chunks, body, (lam, mu, jnp.asarray(True)))
+        return lam, mu, ok & ok_fwd & ok_b
 
     @jax.custom_vjp
     def trajectory(ts, t0, y0, p, u):
@@ -86,14 +254,14 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
         return sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol)
 
     def fwd(ts, t0, y0, p, u):
-        sol = integrate(cm, s, ts, t0, y0, p, u, dense=True)
-        out = (sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol))
-        return out, (ts, t0, p, u, sol.interpolation)
+        out = trajectory(ts, t0, y0, p, u)
+        return out, (ts, t0, y0, out[0], p, u)
 
     def bwd(res, cts):
-        ts, t0, p, u, ysol = res
+        ts, t0, y0, ys, p, u = res
         ys_bar = cts[0]
         knots = jnp.concatenate([jnp.reshape(t0, (1,)), ts])
+        starts = jnp.concatenate([y0[None], ys[:-1]])
 
         def step(carry, i):
             lam, mu, ok = carry
@@ -101,7 +269,7 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
             ta, tb = knots[i - 1], knots[i]
             lam, mu, ok = jax.lax.cond(
                 tb > ta,
-                lambda c: segment(*c, ta, tb, ysol, p, u),
+                lambda c: interval(*c, ta, tb, starts[i - 1], p, u),
                 lambda c: c,
                 (lam, mu, ok),
             )
@@ -112,8 +280,9 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
         nan = jnp.asarray(jnp.nan, p.dtype)
         dy0 = jnp.where(ok, lam, nan)
         dp = jnp.where(ok, mu, nan)
-        zeros = jax.tree.map(jnp.zeros_like, u)
+        zeros = jtu.tree_map(jnp.zeros_like, u)
         return jnp.zeros_like(ts), jnp.zeros_like(t0), dy0, dp, zeros
 
     trajectory.defvjp(fwd, bwd)
     return trajectory
+

@@ -43,7 +43,7 @@ def make_solver(name: str, rtol: float, atol: float):
     raise SpecError(f"unknown solver {name!r}")
 
 
-def make_controller(name: str, rtol: float, atol: float, jump_ts=None, step_ts=None):
+def make_controller(name: str, rtol: float, atol: float, jump_ts=None, step_ts=None, norm=None):
     """Step-size controller: a PI controller for the stiff solvers (smoother step
     sequences, fewer rejections), the classic I controller for explicit ones."""
     if name in STIFF:
@@ -54,6 +54,8 @@ def make_controller(name: str, rtol: float, atol: float, jump_ts=None, step_ts=N
         ctrl["jump_ts"] = jump_ts
     if step_ts is not None:
         ctrl["step_ts"] = step_ts
+    if norm is not None:
+        ctrl["norm"] = norm
     return diffrax.PIDController(rtol=rtol, atol=atol, **ctrl)
 
 
