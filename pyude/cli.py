@@ -1,4 +1,4 @@
-"""The ``pyude`` command line: ``pyude simulate`` and ``pyude validate``."""
+"""The ``pyude`` command line: ``pyude fit`` (the main job), ``pyude simulate`` and ``pyude validate``."""
 
 from __future__ import annotations
 
@@ -40,16 +40,82 @@ def _simulate(args) -> int:
     return 0
 
 
+def _fit(args) -> int:
+    import json
+
+    import pandas as pd
+
+    from .fit import fit, fit_multistart
+    from .problem._file import load_problem_file
+
+    problem, kw = load_problem_file(args.problem)
+    multistart = kw.pop("multistart")
+    if args.starts is not None:
+        multistart = args.starts
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"problem    {problem!r}")
+    if problem.stiffness is not None:
+        print(f"solver     {problem.solver} (auto; stiffness estimate {problem.stiffness.estimate:.3g})")
+    if multistart and multistart > 1:
+        ms = fit_multistart(problem, multistart, **kw)
+        ms.summary.to_csv(out / "multistart.csv", index=False)
+        ms.plot_waterfall(out / "waterfall.png")
+        result = ms.best
+        print(f"starts     {multistart}: {int(ms.summary['success'].sum())} succeeded; waterfall {out / 'waterfall.png'}")
+    else:
+        result = fit(problem, checkpoint=out / "checkpoint.npz", progress=not args.quiet, **kw)
+    params = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in result.params.items()}
+    (out / "params.json").write_text(json.dumps(params, indent=1))
+    pred = result.predictions
+    pred.to_csv(out / "predictions.csv", index=False)
+    result.history.to_csv(out / "history.csv", index=False)
+    fig = result.plot(out / "fit.png")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    est = result.estimates()
+    rmse = pred.groupby("observable")["residual"].apply(lambda r: float((r**2).mean() ** 0.5))
+    with pd.option_context("display.width", 120, "display.max_columns", 10):
+        if len(est):
+            print(est.to_string(index=False))
+        print(pd.DataFrame({"observable": rmse.index, "rmse": rmse.values}).to_string(index=False))
+    print(f"loss       {result.loss:.6g} ({'success' if result.success else 'FAILED'}; {result.wall_time:.1f} s,"
+          f" {result.evaluations} evaluations)")
+    for m in result.messages:
+        print(f"note       {m}")
+    print(f"wrote      {out / 'params.json'}, {out / 'predictions.csv'}, {out / 'history.csv'}")
+    print(f"plots      {out / 'fit.png'}")
+    return 0 if result.success else 1
+
+
 def _validate(args) -> int:
-    from .problem import measurements
+    from .problem import Problem
     from .spec import Model
 
+    if args.model.endswith((".yaml", ".yml")) and _is_problem_file(args.model):
+        from .problem._file import load_problem_file
+
+        problem, _ = load_problem_file(args.model)
+        print(f"ok: {problem!r}")
+        return 0
     model = Model.from_yaml(args.model) if not args.model.endswith(".json") else Model.from_json(args.model)
     print(f"ok: {model!r}")
     if args.data:
-        m = measurements(args.data, model.states, args.t0)
-        print(f"ok: {len(m.values)} data rows at {len(m.ts)} times")
+        problem = Problem(model, args.data, args.conditions, t0=args.t0, solver="Tsit5")
+        print(f"ok: {len(problem.data.values)} data rows at {len(problem.data.ts)} times, "
+              f"{problem.n_conditions} condition(s)")
     return 0
+
+
+def _is_problem_file(path: str) -> bool:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(raw, dict) and "data" in raw and "model" in raw
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,13 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--rtol", type=float, default=1e-6)
     sim.add_argument("--atol", type=float, default=1e-8)
     sim.add_argument("--out", default="out")
-    val = sub.add_parser("validate", help="check a model spec (and data) and report the first problem")
-    val.add_argument("model")
+    val = sub.add_parser("validate", help="check a model spec or problem file (and data) and report the first problem")
+    val.add_argument("model", help="model spec (.yaml/.json) or problem file")
     val.add_argument("--data")
+    val.add_argument("--conditions")
     val.add_argument("--t0", type=float, default=0.0)
+    fit = sub.add_parser("fit", help="fit a problem file: params.json, predictions.csv, history.csv, plots")
+    fit.add_argument("problem", help="problem file (.yaml): model, data, conditions, fit settings")
+    fit.add_argument("--out", default="out/fit")
+    fit.add_argument("--starts", type=int, help="multi-start with this many starts (overrides the file)")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        return {"simulate": _simulate, "validate": _validate}[args.command](args)
+        return {"simulate": _simulate, "validate": _validate, "fit": _fit}[args.command](args)
     except PyudeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,8 @@
-"""The problem/objective layer: data, loss and gradients on top of an engine."""
+"""The problem/objective layer: data, conditions, estimation, objective and gradients on top of an engine."""
 
+from ._conditions import Conditions
 from ._data import Measurements, measurements
-from ._problem import Problem, weighted_sum_of_squares
+from ._estimate import Estimation
+from ._problem import Problem
 
-__all__ = ["Problem", "Measurements", "measurements", "weighted_sum_of_squares"]
+__all__ = ["Problem", "Conditions", "Estimation", "Measurements", "measurements"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,27 +14,20 @@ REQUIRED = ("time", "observable", "value")
 
 @dataclass(frozen=True)
 class Measurements:
-    """Data as index arrays into the trajectory at the unique sorted times ``ts``."""
+    """Data rows as indices: condition, time (into the sorted unique times ``ts``) and observable."""
 
     frame: pd.DataFrame
     ts: np.ndarray
+    conditions: list[str]
+    cond_index: np.ndarray
     time_index: np.ndarray
-    state_index: np.ndarray
+    obs_index: np.ndarray
     values: np.ndarray
-    weights: np.ndarray
+    sigma: np.ndarray  # NaN where the data give none
 
-
-def read_data(data) -> pd.DataFrame:
-    if isinstance(data, (str, Path)):
-        try:
-            return pd.read_csv(data)
-        except FileNotFoundError:
-            raise DataError(f"data file {str(data)!r} not found") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise DataError(f"cannot read data file {str(data)!r}: {e}") from None
-    if isinstance(data, pd.DataFrame):
-        return data.copy()
-    raise DataError(f"data must be a pandas DataFrame or a CSV path, got {type(data).__name__}")
+    @property
+    def weights(self) -> np.ndarray:
+        return np.where(np.isnan(self.sigma), 1.0, 1.0 / self.sigma**2)
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -47,12 +39,16 @@ def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
     return col.to_numpy(dtype=float)
 
 
-def measurements(data, states: list[str], t0: float) -> Measurements:
-    """Validate ``data`` against the model's states and initial time."""
-    frame = read_data(data).reset_index(drop=True)
+def measurements(data, observables: list[str], t0: float, known_hint: str = "") -> Measurements:
+    """Validate ``data`` against the problem's observable names and initial time."""
+    from ._conditions import DEFAULT_CONDITION, read_table
+
+    frame = read_table(data, "data").reset_index(drop=True)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise DataError(f"data is missing column(s) {missing}; required: {list(REQUIRED)} (optional: sigma)")
+        raise DataError(
+            f"data is missing column(s) {missing}; required: {list(REQUIRED)} (optional: sigma, condition)"
+        )
     if len(frame) == 0:
         raise DataError("data has no rows")
     time = _numeric(frame, "time")
@@ -67,22 +63,32 @@ def measurements(data, states: list[str], t0: float) -> Measurements:
         row = int(np.argmax(early))
         raise DataError(f"data row {row}: time {time[row]:g} is before the initial time t0 = {t0:g}")
     obs = frame["observable"].astype(str).to_numpy()
-    index = {s: i for i, s in enumerate(states)}
+    index = {s: i for i, s in enumerate(observables)}
     unknown = [i for i, o in enumerate(obs) if o not in index]
     if unknown:
         row = unknown[0]
-        raise DataError(f"data row {row}: unknown observable {obs[row]!r}; known: {states}")
+        raise DataError(f"data row {row}: unknown observable {obs[row]!r}; known: {known_hint or observables}")
     if "sigma" in frame.columns:
         sigma = _numeric(frame, "sigma")
-        bad = ~(np.isfinite(sigma) & (sigma > 0))
+        given = ~np.isnan(sigma)
+        bad = given & ~(np.isfinite(sigma) & (sigma > 0))
         if bad.any():
             row = int(np.argmax(bad))
             raise DataError(f"data row {row}: sigma must be positive and finite, got {sigma[row]}")
-        weights = 1.0 / sigma**2
     else:
-        weights = np.ones_like(value)
+        sigma = np.full_like(value, np.nan)
+    if "condition" in frame.columns:
+        if frame["condition"].isna().any():
+            row = int(np.argmax(frame["condition"].isna().to_numpy()))
+            raise DataError(f"data row {row}: empty condition")
+        cond = frame["condition"].astype(str).to_numpy()
+    else:
+        cond = np.full(len(frame), DEFAULT_CONDITION, dtype=object)
+    conditions = list(dict.fromkeys(cond))
+    cond_pos = {c: i for i, c in enumerate(conditions)}
     ts, time_index = np.unique(time, return_inverse=True)
     if ts[-1] <= t0:
         raise DataError(f"all data times are at t0 = {t0:g}: nothing to fit")
-    state_index = np.array([index[o] for o in obs], dtype=np.int64)
-    return Measurements(frame, ts, time_index.astype(np.int64), state_index, value, weights)
+    obs_index = np.array([index[o] for o in obs], dtype=np.int64)
+    cond_index = np.array([cond_pos[c] for c in cond], dtype=np.int64)
+    return Measurements(frame, ts, conditions, cond_index, time_index.astype(np.int64), obs_index, value, sigma)

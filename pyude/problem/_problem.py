@@ -1,46 +1,60 @@
-"""``pyude.Problem``: a model, data and solver settings -> loss and gradient."""
+"""``pyude.Problem``: a model, data from one or more conditions, what to estimate -> objective and gradient."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
-from .._errors import DataError
+from .._errors import DataError, SolverError
 from .._sensitivity import AbstractSensitivity, as_sensitivity
-from .._solve import DEFAULT_MAX_STEPS, check_params, initial_state, parse_inputs, resolve_model
+from .._solve import DEFAULT_MAX_STEPS, check_params, check_times, initial_state, parse_inputs, resolve_model
 from ..engines import get_engine
 from ..engines.jax import Settings
+from ..engines.jax._objective import NOISE_CODES
 from ..spec._function import FunctionModel
 from ..spec._model import INITIAL_PREFIX
-from ._data import measurements
-
-
-def weighted_sum_of_squares(ys, data):
-    r"""$\sum_k w_k\,(y(t_k)_{s_k} - v_k)^2$ with $w_k = 1/\sigma_k^2$ (or 1)."""
-    time_index, state_index, values, weights = data
-    residuals = ys[time_index, state_index] - values
-    return jnp.sum(weights * residuals**2)
+from ._conditions import Conditions, build_conditions
+from ._data import Measurements, measurements
+from ._estimate import Estimation, build_estimation
 
 
 class Problem:
-    """A model and its data: ``loss(params)`` and ``value_and_grad(params, sensitivity=...)``.
+    r"""A model and its data: the objective, its gradient, and what a fit estimates.
 
-    ``data`` is a tidy DataFrame (or CSV path) with columns ``time, observable, value``
-    and optional ``sigma``; here an observable is a state name. The loss is the sum of
-    squared residuals, weighted by ``1/sigma**2`` where sigma is given. The solver
-    settings belong to the problem and are used by every evaluation; ``solver="auto"``
-    is resolved once, here, from a stiffness estimate at the nominal parameters
-    (see :attr:`solver`).
+    ``data``: a tidy DataFrame (or CSV path) with columns ``time, observable, value``
+    and optional ``sigma`` and ``condition``. An observable is one of the model's
+    ``observables`` or a state name. ``conditions``: a table (DataFrame or CSV) of
+    per-condition overrides (see :mod:`pyude.problem._conditions`); every condition is
+    solved in one batched call.
+
+    The objective is the negative log-likelihood of the data under the observables'
+    noise models, plus priors and ``l2`` on network weights; when no observable
+    declares a noise model it is the weighted sum of squares
+    $\sum_k ((y_k - h_k)/\sigma_k)^2$ ($\sigma_k$ from the data's ``sigma`` or 1).
+
+    ``estimate`` names what a fit estimates: mechanistic parameters, networks (all
+    their arrays), network arrays (``nn.0.weight``) and initial states
+    (``initial.<state>``); by default every mechanistic parameter and network array.
+    Parameters are estimated on their declared scale (log/log10) within their bounds.
+    ``params`` are the starting values (missing: nominal values; networks:
+    ``model.init_params(seed=0)``). The solver settings belong to the problem;
+    ``solver="auto"`` is resolved once, here (see :attr:`stiffness`).
     """
 
     def __init__(
         self,
         model,
         data,
+        conditions=None,
         *,
+        estimate: Sequence[str] | None = None,
+        priors: Mapping[str, Any] | None = None,
+        l2: float = 0.0,
         solver: str = "auto",
         rtol: float = 1e-6,
         atol: float = 1e-8,
@@ -55,47 +69,221 @@ class Problem:
         self.engine = get_engine(engine)
         self._cm = self.engine.compiled(self.model)
         self.t0 = float(t0)
-        self.data = measurements(data, self.model.states, self.t0)
-        self._y0 = y0
-        if rtol <= 0 or atol <= 0:
+        if not (rtol > 0 and atol > 0):
             raise DataError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
+        declared = list(self.model.observables)
+        self.observables: list[str] = declared + list(self.model.states)
+        hint = (f"observables {declared} or " if declared else "") + f"states {self.model.states}"
+        self.data: Measurements = measurements(data, self.observables, self.t0, hint)
+        self._offsets = {name: off for name, shape, off in getattr(self.model, "parameter_layout", []) if shape == ()}
+        self.conditions: Conditions = build_conditions(self.model, conditions, self.data.conditions, self._offsets)
+        self.estimation: Estimation = build_estimation(self.model, estimate, priors, l2)
+        noises = [o.noise for o in self.model.observables.values()]
+        self.mode = "nll" if any(n is not None for n in noises) else "wss"
+        self._noise = np.array([NOISE_CODES[n] for n in noises] + [0] * self.model.n_states, dtype=np.int64)
+        self._check_noise_data()
         self._u = self._cm.input_args(parse_inputs(self.model, inputs))
+        self._y0_arg = y0
+        self._params_arg = params
         p = check_params(self.model, params)
         y = initial_state(self.model, self._cm, p, y0, params)
         name, self.stiffness = self.engine.resolve_solver(self._cm, solver, self.t0, self.data.ts[-1], y, p, self._u)
         self.settings = Settings(name, float(rtol), float(atol), int(max_steps))
-        d = self.data
-        self._data_arrays = (
-            jnp.asarray(d.time_index),
-            jnp.asarray(d.state_index),
-            jnp.asarray(d.values),
-            jnp.asarray(d.weights),
-        )
         self.stats: dict[str, Any] = {}
+        # what rebuilds this problem elsewhere (pickling for multi-start workers)
+        self._recipe = {
+            "model": self.model.to_dict() if hasattr(self.model, "to_dict") else model,
+            "data": self.data.frame,
+            "conditions": self.conditions.frame,
+            "estimate": estimate,
+            "priors": priors,
+            "l2": l2,
+            "solver": name,
+            "rtol": rtol,
+            "atol": atol,
+            "max_steps": max_steps,
+            "t0": t0,
+            "y0": y0,
+            "params": params,
+            "inputs": inputs,
+            "engine": engine,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self._recipe
+
+    def __setstate__(self, recipe: dict[str, Any]) -> None:
+        recipe = dict(recipe)
+        self.__init__(recipe.pop("model"), recipe.pop("data"), recipe.pop("conditions"), **recipe)
+
+    # ------------------------------------------------------------------ set-up
+    def _check_noise_data(self) -> None:
+        codes = self._noise[self.data.obs_index]
+        v = self.data.values
+        for code, ok, what in (
+            (NOISE_CODES["lognormal"], v > 0, "a lognormal observable needs positive values"),
+            (NOISE_CODES["poisson"], v >= 0, "a poisson observable needs non-negative counts"),
+        ):
+            bad = (codes == code) & ~ok
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise DataError(f"data row {row}: {what}, got {v[row]:g} ({self.observables[self.data.obs_index[row]]!r})")
 
     @property
     def solver(self) -> str:
         return self.settings.solver
 
-    def _initial(self, params, p: np.ndarray, all_states: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Mask of states whose initial value is fixed (not a function of p) and the values."""
+    @property
+    def n_conditions(self) -> int:
+        return self.conditions.n
+
+    def _fixed_initial(self, params, p: np.ndarray, all_states: bool) -> tuple[np.ndarray, np.ndarray]:
+        """States whose initial value is a given number (not an expression of p), and the values."""
         n = self.model.n_states
-        overrides = self.model.initial_overrides(params)
-        if self._y0 is not None or isinstance(self.model, FunctionModel) or all_states:
-            y = initial_state(self.model, self._cm, p, self._y0, params)
-            return np.ones(n, bool), y
-        mask = np.zeros(n, bool)
-        values = np.zeros(n)
-        for s, v in overrides.items():
-            i = self.model.states.index(s)
-            mask[i], values[i] = True, v
+        if self._y0_arg is not None or isinstance(self.model, FunctionModel) or all_states:
+            merged = params if isinstance(params, Mapping) else self._params_arg
+            return np.ones(n, bool), initial_state(self.model, self._cm, p, self._y0_arg, merged)
+        mask, values = np.zeros(n, bool), np.zeros(n)
+        sources = [self._params_arg, params] if isinstance(params, Mapping) else [self._params_arg]
+        for src in sources:
+            for s, v in self.model.initial_overrides(src).items():
+                i = self.model.states.index(s)
+                mask[i], values[i] = True, v
         return mask, values
+
+    def _z(self, params) -> np.ndarray:
+        """``[p, y0]`` at ``params`` (y0: the initial values the estimated entries start from)."""
+        merged = params if params is not None else self._params_arg
+        p = check_params(self.model, merged)
+        y0 = initial_state(self.model, self._cm, p, self._y0_arg, merged if isinstance(merged, Mapping) else None)
+        return np.concatenate([p, y0])
+
+    def _arrays(self, z: np.ndarray, est: Estimation, y0_fixed, y0_value, ts=None) -> dict[str, Any]:
+        c, d = self.conditions, self.data
+        return {
+            "base_z": jnp.asarray(z),
+            "index": jnp.asarray(est.index),
+            "scale": jnp.asarray(est.scale),
+            "is_network": jnp.asarray(est.is_network),
+            "l2": jnp.asarray(est.l2),
+            "y0_fixed": jnp.asarray(y0_fixed & ~est.y0_estimated),
+            "y0_value": jnp.asarray(y0_value, dtype=jnp.float64),
+            "y0_estimated": jnp.asarray(est.y0_estimated),
+            "ts": jnp.asarray(d.ts if ts is None else ts),
+            "t0": jnp.asarray(self.t0),
+            "u": self._u,
+            "cond": {
+                "p_fixed": jnp.asarray(c.p_fixed),
+                "p_value": jnp.asarray(c.p_value),
+                "p_source": jnp.asarray(c.p_source),
+                "y_fixed": jnp.asarray(c.y_fixed),
+                "y_value": jnp.asarray(c.y_value),
+                "y_source": jnp.asarray(c.y_source),
+                "u_fixed": jnp.asarray(c.u_fixed),
+                "u_value": jnp.asarray(c.u_value),
+            },
+            "data": {
+                "cond": jnp.asarray(d.cond_index),
+                "time": jnp.asarray(d.time_index),
+                "obs": jnp.asarray(d.obs_index),
+                "value": jnp.asarray(d.values),
+                "sigma": jnp.asarray(d.sigma),
+                "noise": jnp.asarray(self._noise[d.obs_index]),
+                "weight": jnp.ones(d.values.shape),
+            },
+            "priors": {
+                "index": jnp.asarray(est.prior_index),
+                "kind": jnp.asarray(est.prior_kind),
+                "mean": jnp.asarray(est.prior_mean),
+                "sd": jnp.asarray(est.prior_sd),
+            },
+        }
+
+    def _raise_for(self, codes, t_reached) -> None:
+        codes = np.asarray(codes).astype(int).reshape(-1)
+        if np.any(codes != 0):
+            k = int(np.argmax(codes != 0))
+            where = f" in condition {self.conditions.ids[k]!r}" if self.n_conditions > 1 else ""
+            try:
+                self.engine.raise_for_result(
+                    int(codes[k]), float(np.asarray(t_reached).reshape(-1)[k]), float(self.data.ts[-1]), self.settings
+                )
+            except SolverError as e:
+                e.args = (str(e.args[0]) + where,) + e.args[1:]
+                raise
+
+    def _record(self, key: str, compile_time: float) -> None:
+        self.stats[key] = self.stats.get(key, 0.0) + compile_time
+
+    # --------------------------------------------------------- theta interface
+    def theta0(self, params=None) -> np.ndarray:
+        """The estimated entries of ``params`` (default: the problem's starting values), on their scales."""
+        return self.estimation.theta_of(self._z(params))
+
+    def params_of(self, theta) -> dict[str, Any]:
+        """The full params dict (like ``model.init_params()``) at ``theta``; estimated
+        initial states as ``initial.<state>`` entries."""
+        z = self.estimation.z_of(np.asarray(theta, dtype=float), self._z(None))
+        out = self.model.unflatten(z[: self.model.n_params])
+        for i in np.flatnonzero(self.estimation.y0_estimated):
+            out[INITIAL_PREFIX + self.model.states[i]] = float(z[self.model.n_params + i])
+        return out
+
+    def evaluate(
+        self, theta, sensitivity: str | AbstractSensitivity | None = None, batch: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Objective (and gradient in theta if ``sensitivity`` is given) without raising on solver
+        failure: ``{"value", "grad", "data_term", "ok", "message"}``. The building block of fitting.
+
+        ``batch``: indices of the conditions to use (a mini-batch); their data term is
+        scaled by ``n_conditions / len(batch)``.
+        """
+        est = self.estimation
+        base = self._z(None)
+        mask, values = self._fixed_initial(None, base[: self.model.n_params], False)
+        arrays = self._arrays(base, est, mask, values)
+        if batch is not None:
+            batch = np.asarray(batch, dtype=np.int64)
+            arrays["cond"] = {k: v[batch] for k, v in arrays["cond"].items()}
+            position = np.full(self.n_conditions, -1)
+            position[batch] = np.arange(batch.size)
+            rows = position[self.data.cond_index]
+            arrays["data"]["cond"] = jnp.asarray(np.maximum(rows, 0))
+            arrays["data"]["weight"] = jnp.asarray(np.where(rows >= 0, self.n_conditions / batch.size, 0.0))
+        theta = jnp.asarray(np.asarray(theta, dtype=float))
+        sens = None if sensitivity is None else as_sensitivity(sensitivity)
+        out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, theta, arrays)
+        self._record("compile_time_objective" if sens is None else f"compile_time_{sens.name}", ct)
+        value, grad, data_term, codes, t_reached = out
+        result = {"value": value, "grad": grad, "data_term": data_term, "ok": True, "message": ""}
+        try:
+            self._raise_for(codes, t_reached)
+            if not np.isfinite(value) or (grad is not None and not np.all(np.isfinite(grad))):
+                raise SolverError("the objective or its gradient is not finite", code="nonfinite",
+                                  t_reached=float(np.min(t_reached)), hint="check parameters and data")
+        except SolverError as e:
+            result["ok"], result["message"] = False, str(e)
+        return result
+
+    # ------------------------------------------------------------ params API
+    def loss(self, params=None) -> float:
+        """The objective at ``params`` (a dict, missing names nominal, or the flat vector)."""
+        z = self._z(params)
+        mask, values = self._fixed_initial(params, z[: self.model.n_params], False)
+        est = self.estimation
+        arrays = self._arrays(z, est, mask, values)
+        out, ct = self.engine.objective(self._cm, self.settings, None, self.mode, jnp.asarray(est.theta_of(z)), arrays)
+        self._record("compile_time_loss", ct)
+        value, _, _, codes, t_reached = out
+        self._raise_for(codes, t_reached)
+        return float(value)
 
     def value_and_grad(
         self, params=None, sensitivity: str | AbstractSensitivity = "checkpoint", *, initial_states: bool = False
     ):
-        """``(loss, grad)``; ``grad`` is a dict like ``params``: each mechanistic parameter
-        and each network array in its shape (``model.flatten(grad)`` gives the flat vector).
+        """``(loss, grad)`` with ``grad`` a dict like ``params``: every mechanistic parameter
+        and network array (estimated or not) in its shape; ``model.flatten(grad)`` gives the
+        flat vector.
 
         With ``initial_states=True`` the initial state is an independent variable and
         ``grad`` also holds ``initial.<state>`` for every state (the parameter gradient
@@ -107,31 +295,77 @@ class Problem:
         :class:`~pyude.Checkpoint` / :class:`~pyude.Adjoint` / :class:`~pyude.Forward`.
         """
         sens = as_sensitivity(sensitivity)
-        p = check_params(self.model, params)
-        mask, values = self._initial(params, p, initial_states)
-        value, gp, gy0, compile_time = self.engine.value_and_grad(
-            self._cm, self.settings, sens, weighted_sum_of_squares, "wss",
-            self.data.ts, self.t0, mask, values, p, self._u, self._data_arrays,
+        z = self._z(params)
+        n_p, n = self.model.n_params, self.model.n_states
+        mask, values = self._fixed_initial(params, z[:n_p], initial_states)
+        if initial_states:
+            z[n_p:] = values
+        # every entry on the linear scale: the gradient in params, not in the estimation scales
+        index = np.arange(n_p + n) if initial_states else np.arange(n_p)
+        is_network = np.zeros(index.size, bool)
+        is_network[self.estimation.index[self.estimation.is_network]] = True  # l2 as in loss()
+        est = dataclasses.replace(
+            self.estimation,
+            names=[],
+            index=index,
+            scale=np.zeros(index.size, np.int64),
+            lower=np.full(index.size, -np.inf),
+            upper=np.full(index.size, np.inf),
+            is_network=is_network,
+            y0_estimated=np.full(n, bool(initial_states)),
         )
-        self.stats[f"compile_time_{sens.name}"] = self.stats.get(f"compile_time_{sens.name}", 0.0) + compile_time
-        grad = self.model.unflatten(gp)
+        arrays = self._arrays(z, est, mask, values)
+        out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, jnp.asarray(z[index]), arrays)
+        self._record(f"compile_time_{sens.name}", ct)
+        value, g, _, codes, t_reached = out
+        self._raise_for(codes, t_reached)
+        g = np.asarray(g)
+        if not (np.isfinite(value) and np.all(np.isfinite(g))):
+            hint = "the adjoint's backward solve failed: try sensitivity='checkpoint'" if sens.name == "adjoint" else ""
+            raise SolverError("the loss or its gradient is not finite", code="nonfinite",
+                              t_reached=float(self.data.ts[-1]), hint=hint or "check parameters, data and tolerances")
+        grad = self.model.unflatten(g[:n_p])
         if initial_states:
             if isinstance(self.model, FunctionModel):
-                return value, (grad, gy0)
+                return float(value), (grad, g[n_p:])
             for i, s in enumerate(self.model.states):
-                grad[INITIAL_PREFIX + s] = float(gy0[i])
-        return value, grad
+                grad[INITIAL_PREFIX + s] = float(g[n_p + i])
+        return float(value), grad
 
-    def loss(self, params=None) -> float:
-        """The weighted sum of squared residuals at ``params``."""
-        p = check_params(self.model, params)
-        mask, values = self._initial(params, p, False)
-        value, compile_time = self.engine.loss(
-            self._cm, self.settings, weighted_sum_of_squares, "wss",
-            self.data.ts, self.t0, mask, values, p, self._u, self._data_arrays,
-        )
-        self.stats["compile_time_loss"] = self.stats.get("compile_time_loss", 0.0) + compile_time
-        return value
+    # ------------------------------------------------------------ predictions
+    def _predict(self, params, ts=None):
+        z = self._z(params)
+        mask, values = self._fixed_initial(params, z[: self.model.n_params], False)
+        est = self.estimation
+        arrays = self._arrays(z, est, mask, values, ts)
+        (H, _, codes, t_reached), ct = self.engine.predict(self._cm, self.settings, self.mode, jnp.asarray(est.theta_of(z)), arrays)
+        self._record("compile_time_predict", ct)
+        self._raise_for(codes, t_reached)
+        return np.asarray(H)
+
+    def predictions(self, params=None) -> pd.DataFrame:
+        """The data with ``prediction`` and ``residual`` (value - prediction) columns."""
+        H = self._predict(params)
+        d = self.data
+        frame = d.frame.copy()
+        frame["prediction"] = H[d.cond_index, d.time_index, d.obs_index]
+        frame["residual"] = frame["value"] - frame["prediction"]
+        return frame
+
+    def simulate(self, params=None, times=None, n_times: int = 200) -> pd.DataFrame:
+        """Every observable in the data, per condition, on ``times`` (default: ``n_times``
+        points from t0 to the last data time): tidy ``condition, time, observable, value``."""
+        ts = check_times(times, self.t0) if times is not None else np.linspace(self.t0, self.data.ts[-1], n_times)
+        H = self._predict(params, ts)
+        used = sorted(set(self.data.obs_index.tolist()))
+        rows = []
+        for c, cid in enumerate(self.conditions.ids):
+            for o in used:
+                rows.append(pd.DataFrame({"condition": cid, "time": ts, "observable": self.observables[o], "value": H[c, :, o]}))
+        return pd.concat(rows, ignore_index=True)
 
     def __repr__(self) -> str:
-        return f"Problem({self.model.name!r}, {len(self.data.values)} data points, solver={self.solver})"
+        return (
+            f"Problem({self.model.name!r}, {len(self.data.values)} data points, {self.n_conditions} condition(s), "
+            f"{self.estimation.size} estimated, solver={self.solver})"
+        )

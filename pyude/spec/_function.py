@@ -29,6 +29,8 @@ class FunctionModel:
         self.name = getattr(f, "__name__", "function")
         self.inputs: dict = {}
         self.networks: dict = {}
+        self.observables: dict = {}
+        self.parameters: dict = {}
         template = params if params is not None else np.zeros((0,))
         flat, self._unravel = ravel_pytree(jax.tree.map(lambda a: np.asarray(a, dtype=float), template))
         self.n_params = int(flat.size)

@@ -21,11 +21,15 @@ from ._expr import Expr
 from ._networks import Network, parse_network
 from ._reactions import parse_equation, stoichiometry
 
-TOP_KEYS = ("name", "description", "states", "parameters", "equations", "reactions", "initial", "networks", "inputs")
+TOP_KEYS = (
+    "name", "description", "states", "parameters", "equations", "reactions", "initial", "networks", "inputs",
+    "observables",
+)
 SCALES = ("lin", "log", "log10")
 INTERPOLATIONS = ("linear", "zoh", "cubic")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INITIAL_PREFIX = "initial."
+NOISE_MODELS = ("normal", "lognormal", "laplace", "poisson")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,23 @@ class Input:
     times: np.ndarray
     values: np.ndarray
     interpolation: str = "linear"
+
+
+@dataclass(frozen=True)
+class Observable:
+    """What is measured: ``formula`` h(t, x, p, u) with a noise model.
+
+    ``noise`` is ``None`` for a plain observable (least squares), else one of
+    :data:`NOISE_MODELS`; ``sigma`` is the noise scale, an expression of parameters
+    (``None``: 1, or the data's ``sigma`` column).
+    """
+
+    name: str
+    formula: Expr
+    formula_text: Any
+    noise: str | None = None
+    sigma: Expr | None = None
+    sigma_text: Any = None
 
 
 def _number(value, where: str) -> float:
@@ -206,9 +227,38 @@ class Model:
             self.initial[s] = node
             self._initial_text[s] = v
 
+        raw_obs = spec.get("observables") or {}
+        if not isinstance(raw_obs, Mapping):
+            raise SpecError("observables: expected a mapping name -> formula or {formula, noise, sigma}")
+        obs_names = rhs_names
+        self.observables: dict[str, Observable] = {}
+        for name, o in raw_obs.items():
+            self.observables[_check_name(name, f"observables.{name}")] = self._parse_observable(
+                name, o, obs_names, net_shapes
+            )
+
         self._layout = self._make_layout()
 
     # ----------------------------------------------------------------- parsing
+    def _parse_observable(self, name, o, names, nets) -> Observable:
+        where = f"observables.{name}"
+        if isinstance(o, Mapping):
+            check_keys(o, ("formula", "noise", "sigma"), where, required=("formula",))
+            formula, noise, sigma = o["formula"], o.get("noise"), o.get("sigma")
+        else:
+            formula, noise, sigma = o, None, None
+        node = _expr.parse(formula, f"{where}.formula")
+        _expr.check(node, f"{where}.formula", names, nets)
+        if noise is not None and noise not in NOISE_MODELS:
+            raise SpecError(f"{where}.noise: unknown noise model {noise!r}; allowed: {', '.join(NOISE_MODELS)}")
+        sigma_node = None
+        if sigma is not None:
+            if noise == "poisson":
+                raise SpecError(f"{where}.sigma: a poisson observable has no sigma (its variance is its mean)")
+            sigma_node = _expr.parse(sigma, f"{where}.sigma")
+            _expr.check(sigma_node, f"{where}.sigma", set(self.parameters), {})
+        return Observable(name, node, formula, noise, sigma_node, sigma)
+
     def _parse_parameter(self, name, p) -> Parameter:
         where = f"parameters.{name}"
         _check_name(name, where)
@@ -337,11 +387,22 @@ class Model:
             d["initial"] = dict(self._initial_text)
         if self.networks:
             d["networks"] = {n: net.to_dict() for n, net in self.networks.items()}
+        if self.observables:
+            obs: dict[str, Any] = {}
+            for o in self.observables.values():
+                entry = {"formula": o.formula_text}
+                if o.noise is not None:
+                    entry["noise"] = o.noise
+                if o.sigma_text is not None:
+                    entry["sigma"] = o.sigma_text
+                obs[o.name] = entry
         if self.inputs:
             d["inputs"] = {
                 n: {"times": u.times.tolist(), "values": u.values.tolist(), "interpolation": u.interpolation}
                 for n, u in self.inputs.items()
             }
+        if self.observables:
+            d["observables"] = obs
         return d
 
     def to_yaml(self, path: str | Path | None = None) -> str:

@@ -138,6 +138,8 @@ class CompiledModel:
     initial: Callable  # p -> y0
     inputs: tuple[InputData, ...]
     jump_ts: np.ndarray  # input knots: the step-size controller must not step over them
+    observe: Callable | None = None  # (t, y, args) -> declared observables h, in spec order
+    sigma: Callable | None = None  # p -> their noise scales (1 where none is declared)
     cache: dict = field(default_factory=dict)
 
     @property
@@ -161,7 +163,13 @@ def compile_function_model(model: FunctionModel) -> CompiledModel:
     def initial(p):
         return jnp.zeros((model.n_states,), p.dtype)
 
-    return CompiledModel(model, rhs, initial, (), np.zeros((0,)))
+    def observe(t, y, args):
+        return jnp.zeros((0,), y.dtype)
+
+    def sigma(p):
+        return jnp.zeros((0,), p.dtype)
+
+    return CompiledModel(model, rhs, initial, (), np.zeros((0,)), observe, sigma)
 
 
 def compile_model(model: Model | FunctionModel) -> CompiledModel:
@@ -211,7 +219,20 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
         ev = _Evaluator({name: p[i] for name, i in param_index.items()}, {})
         return jnp.stack([ev(e) if e is not None else jnp.zeros((), p.dtype) for e in init_exprs]).astype(p.dtype)
 
+    obs = list(model.observables.values())
+
+    def observe(t, y, args):
+        p, u = args
+        ev = _Evaluator(env_of(t, y, p, u), bound_nets(p))
+        return jnp.stack([ev(o.formula) for o in obs]).astype(y.dtype) if obs else jnp.zeros((0,), y.dtype)
+
+    def sigma(p):
+        ev = _Evaluator({name: p[i] for name, i in param_index.items()}, {})
+        return jnp.stack([ev(o.sigma) if o.sigma is not None else jnp.ones((), p.dtype) for o in obs]).astype(
+            p.dtype
+        ) if obs else jnp.zeros((0,), p.dtype)
+
     inputs = tuple(input_data(u) for u in model.inputs.values())
     knots = [u.times for u in model.inputs.values()]
     jump_ts = np.unique(np.concatenate(knots)) if knots else np.zeros((0,))
-    return CompiledModel(model, rhs, initial, inputs, jump_ts)
+    return CompiledModel(model, rhs, initial, inputs, jump_ts, observe, sigma)

@@ -15,7 +15,7 @@ from ..._errors import SolverError
 from ..._sensitivity import AbstractSensitivity
 from ...spec._model import Model
 from ._compile import CompiledModel, compile_model
-from ._gradient import loss_fn, value_and_grad_fn
+from ._objective import objective_fns
 from ._integrate import Settings, integrate, raise_for_result
 from ._solvers import RHS_EVALS_PER_STEP, canonical_name
 from ._stiffness import StiffnessEstimate, estimate_stiffness
@@ -124,55 +124,31 @@ class JaxEngine:
 
         return ys, stats, dense
 
-    # -------------------------------------------------------------- gradient
-    @staticmethod
-    def _objective_args(ts, t0, y0_mask, y0_values, p, u, data):
-        return (
-            jnp.asarray(ts),
-            jnp.asarray(t0, dtype=jnp.float64),
-            jnp.asarray(y0_mask),
-            jnp.asarray(y0_values, dtype=jnp.float64),
-            jnp.asarray(p, dtype=jnp.float64),
-            u,
-            data,
-        )
-
-    def loss(self, cm, s: Settings, objective: Callable, objective_key, ts, t0, y0_mask, y0_values, p, u, data):
-        fn = loss_fn(cm, s, objective, objective_key)
-        args = self._objective_args(ts, t0, y0_mask, y0_values, p, u, data)
-        (value, code, t_reached), compile_time = self.call_compiled(cm, ("loss", s, objective_key), fn, *args)
-        raise_for_result(int(code), float(t_reached), float(ts[-1]), s.solver, s.max_steps)
-        return float(value), compile_time
-
-    def value_and_grad(
-        self,
-        cm: CompiledModel,
-        s: Settings,
-        sens: AbstractSensitivity,
-        objective: Callable,
-        objective_key,
-        ts,
-        t0,
-        y0_mask,
-        y0_values,
-        p,
-        u,
-        data,
-    ):
-        fn = value_and_grad_fn(cm, s, sens, objective, objective_key)
-        args = self._objective_args(ts, t0, y0_mask, y0_values, p, u, data)
-        (value, gp, gy0, code, t_reached), compile_time = self.call_compiled(cm, ("vg", s, sens, objective_key), fn, *args)
-        raise_for_result(int(code), float(t_reached), float(ts[-1]), s.solver, s.max_steps)
-        gp, gy0 = np.asarray(gp), np.asarray(gy0)
-        if not (np.isfinite(float(value)) and np.all(np.isfinite(gp)) and np.all(np.isfinite(gy0))):
-            hint = "the adjoint's backward solve failed: try sensitivity='checkpoint'" if sens.name == "adjoint" else ""
-            raise SolverError(
-                "the loss or its gradient is not finite",
-                code="nonfinite",
-                t_reached=float(t_reached),
-                hint=hint or "check parameters, data and tolerances",
+    # ------------------------------------------------------------- objective
+    def objective(self, cm: CompiledModel, s: Settings, sens: AbstractSensitivity | None, mode: str, theta, arrays):
+        """``((value, grad or None, data_term, codes, t_reached), compile seconds)`` of the batched objective."""
+        fns = objective_fns(cm, s, sens, mode)
+        if sens is None:
+            (value, (data_term, codes, t_reached)), ct = self.call_compiled(
+                cm, ("objective", s, mode), fns["value"], theta, arrays
             )
-        return float(value), gp, gy0, compile_time
+            grad = None
+        else:
+            ((value, (data_term, codes, t_reached)), grad), ct = self.call_compiled(
+                cm, ("objective_grad", s, sens, mode), fns["value_and_grad"], theta, arrays
+            )
+            grad = np.asarray(grad)
+        return (float(value), grad, float(data_term), np.asarray(codes), np.asarray(t_reached)), ct
+
+    def predict(self, cm: CompiledModel, s: Settings, mode: str, theta, arrays):
+        """``((H, sigma, codes, t_reached), compile seconds)``: every observable and state per condition and time."""
+        fns = objective_fns(cm, s, None, mode)
+        out, ct = self.call_compiled(cm, ("predict", s, mode), fns["predict"], theta, arrays)
+        return tuple(np.asarray(x) for x in out), ct
+
+    @staticmethod
+    def raise_for_result(code: int, t_reached: float, t_end: float, s: Settings) -> None:
+        raise_for_result(code, t_reached, t_end, s.solver, s.max_steps)
 
 
 __all__ = ["JaxEngine", "Settings"]

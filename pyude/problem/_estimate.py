@@ -1,0 +1,176 @@
+"""Which quantities are estimated, on which scale, within which bounds, with which priors.
+
+The optimiser works on a vector theta of the estimated entries, each on its
+declared scale (``lin``: x, ``log``: log x, ``log10``: log10 x). The model sees
+``z = [p, y0]``: the flat parameter vector followed by one initial value per
+state (used only for the states whose initial value is estimated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._errors import DataError
+from ..spec._model import INITIAL_PREFIX
+
+SCALE_CODES = {"lin": 0, "log": 1, "log10": 2}
+PRIORS = ("normal", "lognormal")
+
+
+def to_scale(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(codes == 1, np.log(x), np.where(codes == 2, np.log10(x), x))
+
+
+def from_scale(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return np.where(codes == 1, np.exp(x), np.where(codes == 2, 10.0**x, x))
+
+
+@dataclass(frozen=True)
+class Estimation:
+    """The map theta <-> z and the penalty terms.
+
+    ``names[k]`` is the name of theta's ``k``-th entry (``<param>``, ``<net>.<l>.weight[i]``
+    style entries are grouped by array: see :meth:`labels`); ``index[k]`` its position
+    in z; ``scale[k]`` its scale code; ``lower/upper`` bounds on the estimation scale.
+    """
+
+    names: list[str]  # estimated arrays/parameters, in z order
+    index: np.ndarray
+    scale: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    is_network: np.ndarray
+    y0_estimated: np.ndarray  # (n_states,) bool
+    prior_index: np.ndarray  # into z
+    prior_kind: np.ndarray  # 0 normal, 1 lognormal
+    prior_mean: np.ndarray
+    prior_sd: np.ndarray
+    l2: float
+
+    @property
+    def size(self) -> int:
+        return int(self.index.size)
+
+    @property
+    def bounds(self) -> list[tuple[float | None, float | None]]:
+        return [
+            (None if not np.isfinite(lo) else float(lo), None if not np.isfinite(hi) else float(hi))
+            for lo, hi in zip(self.lower, self.upper)
+        ]
+
+    def theta_of(self, z: np.ndarray) -> np.ndarray:
+        return to_scale(np.asarray(z)[self.index], self.scale)
+
+    def z_of(self, theta: np.ndarray, base_z: np.ndarray) -> np.ndarray:
+        z = np.array(base_z, dtype=float)
+        z[self.index] = from_scale(theta, self.scale)
+        return z
+
+    def clip(self, theta: np.ndarray) -> np.ndarray:
+        return np.clip(theta, self.lower, self.upper)
+
+
+def build_estimation(
+    model,
+    estimate: Sequence[str] | None,
+    priors: Mapping[str, Any] | None,
+    l2: float,
+) -> Estimation:
+    """Resolve ``estimate`` names (None: all mechanistic parameters and network arrays)."""
+    n_p, n = model.n_params, model.n_states
+    layout = list(getattr(model, "parameter_layout", []))
+    params = getattr(model, "parameters", {})
+    networks = getattr(model, "networks", {})
+    if not layout:  # a model given as a function: its whole parameter pytree, linear scale
+        layout = [("p", (n_p,), 0)] if n_p else []
+    entries: dict[str, tuple[int, int]] = {name: (off, int(np.prod(shape))) for name, shape, off in layout}
+    groups: dict[str, list[str]] = {
+        net: [name for name, _ in networks[net].shapes()] for net in networks
+    }
+    if estimate is None:
+        chosen = [name for name, _, _ in layout]
+    else:
+        if isinstance(estimate, str):
+            estimate = [estimate]
+        chosen = []
+        for name in estimate:
+            if name in groups:
+                chosen.extend(groups[name])
+            elif name in entries or (name.startswith(INITIAL_PREFIX) and name[len(INITIAL_PREFIX) :] in model.states):
+                chosen.append(name)
+            else:
+                known = list(params) + list(groups) + [INITIAL_PREFIX + s for s in model.states]
+                raise DataError(f"estimate: {name!r} is not a parameter, network or initial state; known: {known}")
+        chosen = list(dict.fromkeys(chosen))
+
+    index, scale, lower, upper, is_net, names = [], [], [], [], [], []
+    y0_est = np.zeros(n, bool)
+    for name in chosen:
+        if name.startswith(INITIAL_PREFIX) and name not in entries:
+            i = model.states.index(name[len(INITIAL_PREFIX) :])
+            y0_est[i] = True
+            index.append(n_p + i)
+            scale.append(0)
+            lower.append(-np.inf)
+            upper.append(np.inf)
+            is_net.append(False)
+            names.append(name)
+            continue
+        off, size = entries[name]
+        p = params.get(name)
+        code = SCALE_CODES[p.scale] if p is not None else 0
+        lo, hi = (p.bounds if p is not None and p.bounds is not None else (-np.inf, np.inf))
+        lo_s = to_scale(np.array(lo), np.array(code)) if np.isfinite(lo) else -np.inf
+        hi_s = to_scale(np.array(hi), np.array(code)) if np.isfinite(hi) else np.inf
+        for k in range(size):
+            index.append(off + k)
+            scale.append(code)
+            lower.append(float(lo_s))
+            upper.append(float(hi_s))
+            is_net.append(p is None)
+        names.append(name)
+
+    p_index, p_kind, p_mean, p_sd = [], [], [], []
+    for name, spec in (priors or {}).items():
+        where = f"priors.{name}"
+        if name not in params:
+            raise DataError(f"{where}: priors are for mechanistic parameters; {name!r} is not one ({list(params)})")
+        if not isinstance(spec, Mapping) or spec.get("dist") not in PRIORS:
+            raise DataError(f"{where}: expected {{dist: normal|lognormal, mean: m, sd: s}}, got {spec!r}")
+        unknown = set(spec) - {"dist", "mean", "sd"}
+        if unknown:
+            raise DataError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: dist, mean, sd")
+        try:
+            mean, sd = float(spec["mean"]), float(spec["sd"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{where}: 'mean' and 'sd' must be numbers") from None
+        if not (np.isfinite(mean) and np.isfinite(sd) and sd > 0):
+            raise DataError(f"{where}: need a finite mean and a positive sd, got mean={mean}, sd={sd}")
+        p_index.append(entries[name][0])
+        p_kind.append(PRIORS.index(spec["dist"]))
+        p_mean.append(mean)
+        p_sd.append(sd)
+    l2 = float(l2)
+    if not (np.isfinite(l2) and l2 >= 0):
+        raise DataError(f"l2 must be a non-negative number, got {l2}")
+    return Estimation(
+        names,
+        np.asarray(index, dtype=np.int64),
+        np.asarray(scale, dtype=np.int64),
+        np.asarray(lower, dtype=float),
+        np.asarray(upper, dtype=float),
+        np.asarray(is_net, dtype=bool),
+        y0_est,
+        np.asarray(p_index, dtype=np.int64),
+        np.asarray(p_kind, dtype=np.int64),
+        np.asarray(p_mean, dtype=float),
+        np.asarray(p_sd, dtype=float),
+        l2,
+    )
