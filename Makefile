@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/pyude simulate examples/robertson/model.yaml --t-end 1e5 --log-time --out out/robertson
+	$(VENV)/bin/pyude fit examples/michaelis_menten/problem.yaml --out out/michaelis_menten
 
 test: $(STAMP)
 	$(PY) -m pytest -q

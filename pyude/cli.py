@@ -45,7 +45,7 @@ def _fit(args) -> int:
 
     import pandas as pd
 
-    from .fit import fit, fit_multistart
+    from .fitting import fit, fit_multistart
     from .problem._file import load_problem_file
 
     problem, kw = load_problem_file(args.problem)

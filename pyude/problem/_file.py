@@ -47,7 +47,7 @@ def _path(base: Path, value, key: str) -> Path:
 
 def load_problem_file(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """``(Problem, fit keyword arguments)`` from a problem file."""
-    from ..fit._optimizers import LBFGS, Adam
+    from ..fitting._optimizers import LBFGS, Adam
     from ._problem import Problem
 
     path = Path(path)
