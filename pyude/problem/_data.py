@@ -25,10 +25,6 @@ class Measurements:
     values: np.ndarray
     sigma: np.ndarray  # NaN where the data give none
 
-    @property
-    def weights(self) -> np.ndarray:
-        return np.where(np.isnan(self.sigma), 1.0, 1.0 / self.sigma**2)
-
 
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
     col = pd.to_numeric(frame[column], errors="coerce")

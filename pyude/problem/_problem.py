@@ -90,6 +90,7 @@ class Problem:
         name, self.stiffness = self.engine.resolve_solver(self._cm, solver, self.t0, self.data.ts[-1], y, p, self._u)
         self.settings = Settings(name, float(rtol), float(atol), int(max_steps))
         self.stats: dict[str, Any] = {}
+        self._theta_arrays: dict[str, Any] | None = None
         # what rebuilds this problem elsewhere (pickling for multi-start workers)
         self._recipe = {
             "model": self.model.to_dict() if hasattr(self.model, "to_dict") else model,
@@ -238,18 +239,25 @@ class Problem:
         ``batch``: indices of the conditions to use (a mini-batch); their data term is
         scaled by ``n_conditions / len(batch)``.
         """
-        est = self.estimation
-        base = self._z(None)
-        mask, values = self._fixed_initial(None, base[: self.model.n_params], False)
-        arrays = self._arrays(base, est, mask, values)
+        if self._theta_arrays is None:  # the same for every theta: built once, not per fit step
+            base = self._z(None)
+            mask, values = self._fixed_initial(None, base[: self.model.n_params], False)
+            self._theta_arrays = self._arrays(base, self.estimation, mask, values)
+        arrays = self._theta_arrays
         if batch is not None:
             batch = np.asarray(batch, dtype=np.int64)
-            arrays["cond"] = {k: v[batch] for k, v in arrays["cond"].items()}
             position = np.full(self.n_conditions, -1)
             position[batch] = np.arange(batch.size)
             rows = position[self.data.cond_index]
-            arrays["data"]["cond"] = jnp.asarray(np.maximum(rows, 0))
-            arrays["data"]["weight"] = jnp.asarray(np.where(rows >= 0, self.n_conditions / batch.size, 0.0))
+            arrays = {
+                **arrays,
+                "cond": {k: v[batch] for k, v in arrays["cond"].items()},
+                "data": {
+                    **arrays["data"],
+                    "cond": jnp.asarray(np.maximum(rows, 0)),
+                    "weight": jnp.asarray(np.where(rows >= 0, self.n_conditions / batch.size, 0.0)),
+                },
+            }
         theta = jnp.asarray(np.asarray(theta, dtype=float))
         sens = None if sensitivity is None else as_sensitivity(sensitivity)
         out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, theta, arrays)
