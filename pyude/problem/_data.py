@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError
+from ._conditions import DEFAULT_CONDITION, read_table
 
 REQUIRED = ("time", "observable", "value")
 
@@ -37,8 +38,6 @@ def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 def measurements(data, observables: list[str], t0: float, known_hint: str = "") -> Measurements:
     """Validate ``data`` against the problem's observable names and initial time."""
-    from ._conditions import DEFAULT_CONDITION, read_table
-
     frame = read_table(data, "data").reset_index(drop=True)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:

@@ -200,6 +200,26 @@ class Problem:
             },
         }
 
+    def _arrays_at(self, params, ts=None) -> tuple[dict[str, Any], Any]:
+        """The objective's arrays with every entry taken from ``params``, and theta there."""
+        z = self._z(params)
+        mask, values = self._fixed_initial(params, z[: self.model.n_params], False)
+        return self._arrays(z, self.estimation, mask, values, ts), jnp.asarray(self.estimation.theta_of(z))
+
+    def _check(self, value, grad, codes, t_reached, sens: AbstractSensitivity | None) -> None:
+        """Raise :class:`SolverError` for a failed solve or a non-finite value or gradient."""
+        self._raise_for(codes, t_reached)
+        if not np.isfinite(value) or (grad is not None and not np.all(np.isfinite(grad))):
+            adjoint = sens is not None and sens.name == "adjoint"
+            raise SolverError(
+                "the objective or its gradient is not finite",
+                code="nonfinite",
+                t_reached=float(np.min(t_reached)),
+                hint="the adjoint's backward solve failed: try sensitivity='checkpoint'"
+                if adjoint
+                else "check parameters, data and tolerances",
+            )
+
     def _raise_for(self, codes, t_reached) -> None:
         codes = np.asarray(codes).astype(int).reshape(-1)
         if np.any(codes != 0):
@@ -240,9 +260,7 @@ class Problem:
         scaled by ``n_conditions / len(batch)``.
         """
         if self._theta_arrays is None:  # the same for every theta: built once, not per fit step
-            base = self._z(None)
-            mask, values = self._fixed_initial(None, base[: self.model.n_params], False)
-            self._theta_arrays = self._arrays(base, self.estimation, mask, values)
+            self._theta_arrays = self._arrays_at(None)[0]
         arrays = self._theta_arrays
         if batch is not None:
             batch = np.asarray(batch, dtype=np.int64)
@@ -265,10 +283,7 @@ class Problem:
         value, grad, data_term, codes, t_reached = out
         result = {"value": value, "grad": grad, "data_term": data_term, "ok": True, "message": ""}
         try:
-            self._raise_for(codes, t_reached)
-            if not np.isfinite(value) or (grad is not None and not np.all(np.isfinite(grad))):
-                raise SolverError("the objective or its gradient is not finite", code="nonfinite",
-                                  t_reached=float(np.min(t_reached)), hint="check parameters and data")
+            self._check(value, grad, codes, t_reached, sens)
         except SolverError as e:
             result["ok"], result["message"] = False, str(e)
         return result
@@ -276,11 +291,8 @@ class Problem:
     # ------------------------------------------------------------ params API
     def loss(self, params=None) -> float:
         """The objective at ``params`` (a dict, missing names nominal, or the flat vector)."""
-        z = self._z(params)
-        mask, values = self._fixed_initial(params, z[: self.model.n_params], False)
-        est = self.estimation
-        arrays = self._arrays(z, est, mask, values)
-        out, ct = self.engine.objective(self._cm, self.settings, None, self.mode, jnp.asarray(est.theta_of(z)), arrays)
+        arrays, theta = self._arrays_at(params)
+        out, ct = self.engine.objective(self._cm, self.settings, None, self.mode, theta, arrays)
         self._record("compile_time_loss", ct)
         value, _, _, codes, t_reached = out
         self._raise_for(codes, t_reached)
@@ -326,12 +338,7 @@ class Problem:
         out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, jnp.asarray(z[index]), arrays)
         self._record(f"compile_time_{sens.name}", ct)
         value, g, _, codes, t_reached = out
-        self._raise_for(codes, t_reached)
-        g = np.asarray(g)
-        if not (np.isfinite(value) and np.all(np.isfinite(g))):
-            hint = "the adjoint's backward solve failed: try sensitivity='checkpoint'" if sens.name == "adjoint" else ""
-            raise SolverError("the loss or its gradient is not finite", code="nonfinite",
-                              t_reached=float(self.data.ts[-1]), hint=hint or "check parameters, data and tolerances")
+        self._check(value, g, codes, t_reached, sens)
         grad = self.model.unflatten(g[:n_p])
         if initial_states:
             if isinstance(self.model, FunctionModel):
@@ -342,11 +349,8 @@ class Problem:
 
     # ------------------------------------------------------------ predictions
     def _predict(self, params, ts=None):
-        z = self._z(params)
-        mask, values = self._fixed_initial(params, z[: self.model.n_params], False)
-        est = self.estimation
-        arrays = self._arrays(z, est, mask, values, ts)
-        (H, _, codes, t_reached), ct = self.engine.predict(self._cm, self.settings, self.mode, jnp.asarray(est.theta_of(z)), arrays)
+        arrays, theta = self._arrays_at(params, ts)
+        (H, _, codes, t_reached), ct = self.engine.predict(self._cm, self.settings, self.mode, theta, arrays)
         self._record("compile_time_predict", ct)
         self._raise_for(codes, t_reached)
         return np.asarray(H)

@@ -66,8 +66,13 @@ def _override_inputs(u: tuple[InputData, ...], fixed, value) -> tuple[InputData,
     return tuple(out)
 
 
+def _z_of(theta, a):
+    """``[p, y0]``: the base vector with the estimated entries set from their scales."""
+    return a["base_z"].at[a["index"]].set(_from_scale(theta, a["scale"]))
+
+
 def _predict_all(cm: CompiledModel, trajectory: Callable):
-    """``(theta, a) -> (H (C, T, n_obs), sigma (C, n_obs), codes (C,), t_reached (C,))``."""
+    """``(z, a) -> (H (C, T, n_obs), sigma (C, n_obs), codes (C,), t_reached (C,))``."""
     n_p = cm.model.n_params
 
     def per_condition(p, y0_est, c, a):
@@ -83,8 +88,7 @@ def _predict_all(cm: CompiledModel, trajectory: Callable):
         sig = jnp.concatenate([cm.sigma(p_c), jnp.ones_like(y0)])
         return H, sig, code, t_reached
 
-    def predict(theta, a):
-        z = a["base_z"].at[a["index"]].set(_from_scale(theta, a["scale"]))
+    def predict(z, a):
         p, y0_est = z[:n_p], z[n_p:]
         if a["cond"]["p_fixed"].shape[0] == 1:  # one condition: no batched loops to compile
             single = jax.tree.map(lambda x: x[0], a["cond"])
@@ -98,7 +102,8 @@ def _objective(cm: CompiledModel, trajectory: Callable, mode: str):
     predict = _predict_all(cm, trajectory)
 
     def objective(theta, a):
-        H, SIG, codes, t_reached = predict(theta, a)
+        z = _z_of(theta, a)
+        H, SIG, codes, t_reached = predict(z, a)
         d = a["data"]
         h = H[d["cond"], d["time"], d["obs"]]
         sigma = jnp.where(jnp.isnan(d["sigma"]), SIG[d["cond"], d["obs"]], d["sigma"])
@@ -106,7 +111,6 @@ def _objective(cm: CompiledModel, trajectory: Callable, mode: str):
             data_term = jnp.sum(d["weight"] * ((d["value"] - h) / sigma) ** 2)
         else:
             data_term = jnp.sum(d["weight"] * nll_terms(d["noise"], d["value"], h, sigma))
-        z = a["base_z"].at[a["index"]].set(_from_scale(theta, a["scale"]))
         pr = a["priors"]
         v = z[pr["index"]]
         sd = pr["sd"]
@@ -131,8 +135,12 @@ def objective_fns(cm: CompiledModel, s: Settings, sens: AbstractSensitivity | No
     fns = cm.cache.get(key)
     if fns is not None:
         return fns
-    plain = _objective(cm, _trajectory(cm, s, Checkpoint()), mode)
-    fns = {"value": jax.jit(plain), "predict": jax.jit(_predict_all(cm, _trajectory(cm, s, Checkpoint())))}
+    no_grad = _trajectory(cm, s, Checkpoint())
+    predict = _predict_all(cm, no_grad)
+    fns = {
+        "value": jax.jit(_objective(cm, no_grad, mode)),
+        "predict": jax.jit(lambda theta, a: predict(_z_of(theta, a), a)),
+    }
     if sens is not None:
         objective = _objective(cm, _trajectory(cm, s, sens), mode)
         if isinstance(sens, Forward):
