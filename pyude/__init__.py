@@ -14,7 +14,7 @@ from ._errors import DataError, EngineUnavailable, PyudeError, SolverError, Spec
 from ._sensitivity import AbstractSensitivity, Adjoint, Checkpoint, Forward  # noqa: E402
 from ._solution import Solution  # noqa: E402
 from ._solve import solve  # noqa: E402
-from .fitting import LBFGS, Adam, FitResult, MultistartResult, fit, fit_multistart  # noqa: E402
+from .fitting import LBFGS, Adam, FitResult, MultipleShooting, MultistartResult, fit, fit_multistart  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .spec import Model  # noqa: E402
 
@@ -31,6 +31,7 @@ __all__ = [
     "MultistartResult",
     "Adam",
     "LBFGS",
+    "MultipleShooting",
     "Checkpoint",
     "Adjoint",
     "Forward",

@@ -20,7 +20,7 @@ import scipy.optimize
 
 from .._errors import DataError
 from .._sensitivity import AbstractSensitivity, as_sensitivity
-from ._optimizers import LBFGS, Adam
+from ._optimizers import LBFGS, Adam, MultipleShooting
 
 HISTORY_COLUMNS = ["step", "phase", "loss", "best_loss", "learning_rate", "seconds"]
 
@@ -116,13 +116,13 @@ def _schedule(adam: Adam):
     return optax.cosine_decay_schedule(adam.learning_rate, decay_steps=max(adam.steps, 1), alpha=adam.decay)
 
 
-def _fingerprint(problem, theta0: np.ndarray, adam: Adam, seed: int, sens: AbstractSensitivity) -> str:
+def _fingerprint(problem, theta0: np.ndarray, adam: Adam, seed: int, sens: AbstractSensitivity, shooting) -> str:
     """What a checkpoint must match to be resumed."""
     h = hashlib.sha256()
     h.update(problem.model.fingerprint().encode())
     h.update(pd.util.hash_pandas_object(problem.data.frame, index=False).values.tobytes())
     h.update(np.asarray(theta0).tobytes())
-    h.update(json.dumps([asdict(adam), seed, repr(sens), repr(problem.settings)], sort_keys=True).encode())
+    h.update(json.dumps([asdict(adam), seed, repr(sens), repr(problem.settings), repr(shooting)], sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -198,6 +198,7 @@ def fit(
     adam: Adam | None = Adam(),
     polish: LBFGS | None = LBFGS(),
     sensitivity: str | AbstractSensitivity = "checkpoint",
+    shooting: MultipleShooting | None = None,
     init=None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 50,
@@ -211,6 +212,9 @@ def fit(
     with the same problem and settings resumes from it, with the same result as an
     uninterrupted run. A step whose solve fails or whose loss is not finite stops the
     stage it is in with a message; the best parameters so far are kept.
+
+    ``shooting``: a :class:`MultipleShooting` for the Adam stage (its history's loss
+    then includes the continuity penalty); the polish and the result are single shooting.
     """
     if adam is None and polish is None:
         raise DataError("fit: nothing to do (adam=None and polish=None)")
@@ -232,11 +236,16 @@ def fit(
         update = jax.jit(
             lambda g, s, th: (lambda u, s2: (optax.apply_updates(th, u), s2))(*opt.update(g, s, th))
         )
-        fp = _fingerprint(problem, theta0, adam, seed, sens)
+        fp = _fingerprint(problem, theta0, adam, seed, sens, shooting)
+        n_theta = theta0.size
+        start = theta0 if shooting is None else problem.shooting_start(theta0, shooting)
+        # segment start states are unbounded
+        lo = np.concatenate([lower, np.full(start.size - n_theta, -np.inf)])
+        hi = np.concatenate([upper, np.full(start.size - n_theta, np.inf)])
         path = Path(checkpoint) if checkpoint is not None else None
         state = {
-            "theta": theta0.copy(), "best_theta": theta0.copy(), "best": np.inf, "since_best": 0, "step": 0,
-            "opt_state": opt.init(jnp.asarray(theta0)), "history": [], "evaluations": 0,
+            "theta": start.copy(), "best_theta": start.copy(), "best": np.inf, "since_best": 0, "step": 0,
+            "opt_state": opt.init(jnp.asarray(start)), "history": [], "evaluations": 0,
             "fingerprint": fp, "stopped": False, "messages": [],
         }
         if path is not None:
@@ -253,7 +262,7 @@ def fit(
             if batch_size is not None:
                 rng = np.random.default_rng([seed, k])
                 batch = np.sort(rng.choice(n_cond, size=batch_size, replace=False))
-            out = problem.evaluate(state["theta"], sens, batch=batch)
+            out = problem.evaluate(state["theta"], sens, batch=batch, shooting=shooting)
             state["evaluations"] += 1
             if not out["ok"]:
                 state["messages"].append(f"adam: step {k} failed: {out['message']}; kept the best parameters so far")
@@ -266,7 +275,7 @@ def fit(
                 state["best"], state["best_theta"] = value, state["theta"].copy()
             state["history"].append([k, 0, value, state["best"], float(schedule(k)), time.perf_counter() - start_time])
             th, state["opt_state"] = update(jnp.asarray(out["grad"]), state["opt_state"], jnp.asarray(state["theta"]))
-            state["theta"] = np.clip(np.asarray(th), lower, upper)
+            state["theta"] = np.clip(np.asarray(th), lo, hi)
             state["step"] = k + 1
             bar.update(k + 1, value, state["best"])
             if adam.patience is not None and state["since_best"] >= adam.patience:
@@ -282,10 +291,10 @@ def fit(
         if any("failed" in m for m in state["messages"]):
             success = False
         history.extend(state["history"])
-        best_theta, best = state["best_theta"], state["best"]
+        best_theta, best = state["best_theta"][:n_theta], state["best"]
         evaluations += state["evaluations"]
-        if batch_size is not None and np.isfinite(best):
-            # mini-batch losses are estimates: rank the final point on all the data
+        if (batch_size is not None or shooting is not None) and np.isfinite(best):
+            # mini-batch and multiple-shooting losses are not the objective: rank the point on it
             full = problem.evaluate(best_theta)
             best = full["value"] if full["ok"] else np.inf
         if not np.isfinite(best):

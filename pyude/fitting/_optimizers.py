@@ -55,3 +55,35 @@ class LBFGS:
     def __post_init__(self) -> None:
         if int(self.max_iter) < 1:
             raise DataError(f"LBFGS.max_iter must be >= 1, got {self.max_iter}")
+
+
+@dataclass(frozen=True)
+class MultipleShooting:
+    r"""Multiple shooting for the Adam stage: the time grid is cut at data times into
+    ``segments`` pieces $[\tau_k, \tau_{k+1}]$ of about equal numbers of time points;
+    segment $k \ge 1$ starts from its own state $s_k$ (estimated along with theta,
+    per condition), and the objective gains the continuity penalty
+
+    $$c \sum_{k=1}^{K-1} \lVert y_{k-1}(\tau_k) - s_k \rVert_2^2, \qquad c = \texttt{continuity},$$
+
+    where $y_{k-1}(\tau_k)$ is where the previous segment ends. All segments of all
+    conditions are solved in one batched call. Long or oscillatory series then have
+    no far-away data behind a single long integration, which is what traps single
+    shooting in local minima. The segment states start from a simulation at the
+    starting parameters, replaced by the data where a state is measured directly at
+    a segment start. The L-BFGS polish runs on the single-shooting objective, so the
+    reported loss and parameters are those of the whole trajectory.
+    """
+
+    segments: int = 4
+    continuity: float = 100.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.segments, bool) or not isinstance(self.segments, int):
+            raise DataError(f"MultipleShooting.segments must be an integer, got {self.segments!r}")
+        if not isinstance(self.continuity, (int, float)) or isinstance(self.continuity, bool):
+            raise DataError(f"MultipleShooting.continuity must be a number, got {self.continuity!r}")
+        if self.segments < 2:
+            raise DataError(f"MultipleShooting.segments must be >= 2, got {self.segments}")
+        if not self.continuity > 0:
+            raise DataError(f"MultipleShooting.continuity must be positive, got {self.continuity}")

@@ -14,6 +14,7 @@ Paths are relative to the file. Keys::
       sensitivity: checkpoint  # adjoint | forward
       adam: {steps: 500, learning_rate: 0.01, schedule: constant}   # or false
       lbfgs: {max_iter: 200}                                         # or false
+      shooting: {segments: 8, continuity: 100}   # optional: multiple shooting for Adam
       multistart: 0            # > 0: that many starts (process pool)
 """
 
@@ -31,9 +32,10 @@ from ..spec._model import Model
 
 PROBLEM_KEYS = ("model", "data", "conditions", "estimate", "priors", "l2", "solver", "rtol", "atol", "max_steps", "t0",
                 "fit")
-FIT_KEYS = ("seed", "sensitivity", "adam", "lbfgs", "multistart", "checkpoint_every")
+FIT_KEYS = ("seed", "sensitivity", "adam", "lbfgs", "shooting", "multistart", "checkpoint_every")
 ADAM_KEYS = ("steps", "learning_rate", "schedule", "decay", "batch_size", "patience", "min_delta")
 LBFGS_KEYS = ("max_iter", "gtol", "ftol")
+SHOOTING_KEYS = ("segments", "continuity")
 
 
 def _path(base: Path, value, key: str) -> Path:
@@ -47,7 +49,7 @@ def _path(base: Path, value, key: str) -> Path:
 
 def load_problem_file(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """``(Problem, fit keyword arguments)`` from a problem file."""
-    from ..fitting._optimizers import LBFGS, Adam
+    from ..fitting._optimizers import LBFGS, Adam, MultipleShooting
     from ._problem import Problem
 
     path = Path(path)
@@ -86,6 +88,12 @@ def load_problem_file(path: str | Path) -> tuple[Any, dict[str, Any]]:
             raise SpecError(f"problem file: fit.{key} must be a mapping or false")
         check_keys(value, keys, f"problem file: fit.{key}")
         fit_kwargs[target] = cls(**value)
+    shooting = fit_raw.get("shooting")
+    if shooting is not None and shooting is not False:
+        if not isinstance(shooting, Mapping):
+            raise SpecError("problem file: fit.shooting must be a mapping (segments, continuity) or false")
+        check_keys(shooting, SHOOTING_KEYS, "problem file: fit.shooting")
+        fit_kwargs["shooting"] = MultipleShooting(**shooting)
     if "checkpoint_every" in fit_raw:
         fit_kwargs["checkpoint_every"] = int(fit_raw["checkpoint_every"])
     fit_kwargs["multistart"] = int(fit_raw.get("multistart", 0))

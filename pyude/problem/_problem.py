@@ -16,6 +16,7 @@ from .._solve import DEFAULT_MAX_STEPS, check_params, check_times, initial_state
 from ..engines import get_engine
 from ..engines.jax import Settings
 from ..engines.jax._objective import NOISE_CODES
+from ..spec._expr import Sym
 from ..spec._function import FunctionModel
 from ..spec._model import INITIAL_PREFIX
 from ._conditions import Conditions, build_conditions
@@ -91,6 +92,7 @@ class Problem:
         self.settings = Settings(name, float(rtol), float(atol), int(max_steps))
         self.stats: dict[str, Any] = {}
         self._theta_arrays: dict[str, Any] | None = None
+        self._layouts: dict[int, dict[str, np.ndarray]] = {}
         # what rebuilds this problem elsewhere (pickling for multi-start workers)
         self._recipe = {
             "model": self.model.to_dict() if hasattr(self.model, "to_dict") else model,
@@ -251,19 +253,26 @@ class Problem:
         return out
 
     def evaluate(
-        self, theta, sensitivity: str | AbstractSensitivity | None = None, batch: np.ndarray | None = None
+        self,
+        theta,
+        sensitivity: str | AbstractSensitivity | None = None,
+        batch: np.ndarray | None = None,
+        shooting=None,
     ) -> dict[str, Any]:
         """Objective (and gradient in theta if ``sensitivity`` is given) without raising on solver
         failure: ``{"value", "grad", "data_term", "ok", "message"}``. The building block of fitting.
 
         ``batch``: indices of the conditions to use (a mini-batch); their data term is
-        scaled by ``n_conditions / len(batch)``.
+        scaled by ``n_conditions / len(batch)``. ``shooting``: a
+        :class:`~pyude.MultipleShooting`; ``theta`` then carries the segment start states
+        after the estimated entries (see :meth:`shooting_start`).
         """
         if self._theta_arrays is None:  # the same for every theta: built once, not per fit step
             self._theta_arrays = self._arrays_at(None)[0]
         arrays = self._theta_arrays
+        conditions = np.arange(self.n_conditions)
         if batch is not None:
-            batch = np.asarray(batch, dtype=np.int64)
+            batch = conditions = np.asarray(batch, dtype=np.int64)
             position = np.full(self.n_conditions, -1)
             position[batch] = np.arange(batch.size)
             rows = position[self.data.cond_index]
@@ -276,6 +285,10 @@ class Problem:
                     "weight": jnp.asarray(np.where(rows >= 0, self.n_conditions / batch.size, 0.0)),
                 },
             }
+        if shooting is not None:
+            layout = {k: jnp.asarray(v) for k, v in self._shooting_layout(shooting.segments).items()}
+            layout.update(conditions=jnp.asarray(conditions), continuity=jnp.asarray(float(shooting.continuity)))
+            arrays = {**arrays, "shooting": layout}
         theta = jnp.asarray(np.asarray(theta, dtype=float))
         sens = None if sensitivity is None else as_sensitivity(sensitivity)
         out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, theta, arrays)
@@ -287,6 +300,69 @@ class Problem:
         except SolverError as e:
             result["ok"], result["message"] = False, str(e)
         return result
+
+    # ------------------------------------------------------- multiple shooting
+    def _shooting_layout(self, segments: int) -> dict[str, np.ndarray]:
+        """Segments cut at data times with about equal numbers of time points each:
+        start/end times, the segment owning each time, and where each inner segment ends."""
+        layout = self._layouts.get(segments)
+        if layout is None:
+            ts = self.data.ts
+            cuts = np.unique(np.round(np.linspace(0, ts.size - 1, segments + 1)).astype(np.int64))
+            if cuts.size < segments + 1:
+                raise DataError(
+                    f"multiple shooting with {segments} segments needs at least {segments + 1} distinct data times; "
+                    f"the data have {ts.size}"
+                )
+            inner = cuts[1:-1]
+            layout = {
+                "t_start": np.concatenate([[self.t0], ts[inner]]),
+                "t_end": ts[cuts[1:]],
+                "owner": np.searchsorted(inner, np.arange(ts.size), side="right"),
+                "end_index": inner,
+            }
+            self._layouts[segments] = layout
+        return layout
+
+    def _state_columns(self) -> dict[int, int]:
+        """Observable column -> state index, for observables that are a state itself."""
+        n_obs = len(self.model.observables)
+        columns = {n_obs + i: i for i in range(self.model.n_states)}
+        for k, o in enumerate(self.model.observables.values()):
+            if isinstance(o.formula, Sym) and o.formula.name in self.model.states:
+                columns[k] = self.model.states.index(o.formula.name)
+        return columns
+
+    def shooting_start(self, theta, shooting) -> np.ndarray:
+        """``theta`` followed by the segment start states of every condition (C, K-1, n_states),
+        for :meth:`evaluate` with ``shooting``: the states simulated at ``theta`` at each segment
+        start, replaced by the mean of the data where a state is measured directly there."""
+        layout = self._shooting_layout(shooting.segments)
+        theta = np.asarray(theta, dtype=float)
+        if self._theta_arrays is None:
+            self._theta_arrays = self._arrays_at(None)[0]
+        (H, _, _, _), _ = self.engine.predict(self._cm, self.settings, self.mode, jnp.asarray(theta), self._theta_arrays)
+        n_obs = len(self.model.observables)
+        states = np.asarray(H)[:, :, n_obs:]
+        # past a failed solve: hold the last finite state
+        ok = np.all(np.isfinite(states), axis=2)
+        last = np.maximum.accumulate(np.where(ok, np.arange(ok.shape[1]), -1), axis=1)
+        held = np.take_along_axis(states, np.maximum(last, 0)[:, :, None], axis=1)
+        states = np.where(last[:, :, None] >= 0, held, np.asarray(self._theta_arrays["y0_value"]))
+        starts = states[:, layout["end_index"]]
+        d = self.data
+        segment = np.full(d.ts.size, -1)
+        segment[layout["end_index"]] = np.arange(layout["end_index"].size)
+        state = np.full(len(self.observables), -1)
+        for column, i in self._state_columns().items():
+            state[column] = i
+        rows = (segment[d.time_index] >= 0) & (state[d.obs_index] >= 0)
+        where = (d.cond_index[rows], segment[d.time_index[rows]], state[d.obs_index[rows]])
+        sums, counts = np.zeros_like(starts), np.zeros_like(starts)
+        np.add.at(sums, where, d.values[rows])
+        np.add.at(counts, where, 1.0)
+        starts = np.where(counts > 0, sums / np.maximum(counts, 1), starts)
+        return np.concatenate([theta, starts.reshape(-1)])
 
     # ------------------------------------------------------------ params API
     def loss(self, params=None) -> float:

@@ -10,7 +10,9 @@ Noise models, for a measurement $y$ of an observable with prediction $h$ and sca
 
 Without any noise model the objective is $\sum_k ((y_k-h_k)/\sigma_k)^2$ (``mode="wss"``).
 Priors add $-\log\pi(p)$ (normal on $p$, lognormal on $\log p$, with constants), and
-``l2`` adds $\lambda\sum w^2$ over the estimated network weights and biases.
+``l2`` adds $\lambda\sum w^2$ over the estimated network weights and biases. Under
+multiple shooting (``arrays["shooting"]``) theta also carries the segment start states
+and the continuity penalty is added (see :class:`pyude.MultipleShooting`).
 """
 
 from __future__ import annotations
@@ -71,11 +73,35 @@ def _z_of(theta, a):
     return a["base_z"].at[a["index"]].set(_from_scale(theta, a["scale"]))
 
 
+def _segments(trajectory: Callable, ms, ts, t0, y0, starts, p, u):
+    """Multiple shooting: segment k solved from its start state over ``[t_start[k], t_end[k]]``
+    (all segments in one vmapped call); the trajectory on ``ts`` pieced together from the
+    segments that own each time, and the squared gap at every inner segment start."""
+    y_starts = jnp.concatenate([y0[None], starts])
+    t_start = ms["t_start"].at[0].set(t0)
+
+    def one(ta, tb, ya):
+        # times outside the segment collapse onto its ends: nothing is integrated for them
+        return trajectory(jnp.clip(ts, ta, tb), ta, ya, p, u)
+
+    Y, codes, reached = jax.vmap(one)(t_start, ms["t_end"], y_starts)
+    ys = Y[ms["owner"], jnp.arange(ts.shape[0])]
+    ends = Y[jnp.arange(starts.shape[0]), ms["end_index"]]
+    failed = codes != 0
+    k = jnp.argmax(failed)
+    code = jnp.where(jnp.any(failed), codes[k], 0.0)
+    t_reached = jnp.where(jnp.any(failed), reached[k], reached[-1])
+    return ys, code, t_reached, jnp.sum((ends - starts) ** 2)
+
+
 def _predict_all(cm: CompiledModel, trajectory: Callable):
-    """``(z, a) -> (H (C, T, n_obs), sigma (C, n_obs), codes (C,), t_reached (C,))``."""
+    """``(z, a, starts) -> (H (C, T, n_obs), sigma (C, n_obs), codes (C,), t_reached (C,), gap (C,))``.
+
+    ``starts`` (C, K-1, n_states): the segment start states under multiple shooting, or None.
+    """
     n_p = cm.model.n_params
 
-    def per_condition(p, y0_est, c, a):
+    def per_condition(p, y0_est, c, a, starts):
         p_c = jnp.where(c["p_fixed"], c["p_value"], p[c["p_source"]])
         y0 = cm.initial(p_c)
         y0 = jnp.where(a["y0_fixed"], a["y0_value"], y0)
@@ -83,27 +109,46 @@ def _predict_all(cm: CompiledModel, trajectory: Callable):
         y0 = jnp.where(c["y_fixed"], c["y_value"], y0)
         y0 = jnp.where(c["y_source"] >= 0, p_c[jnp.maximum(c["y_source"], 0)], y0)
         u_c = _override_inputs(a["u"], c["u_fixed"], c["u_value"])
-        ys, code, t_reached = trajectory(a["ts"], a["t0"], y0, p_c, u_c)
+        if starts is None:
+            ys, code, t_reached = trajectory(a["ts"], a["t0"], y0, p_c, u_c)
+            gap = jnp.zeros(())
+        else:
+            ys, code, t_reached, gap = _segments(trajectory, a["shooting"], a["ts"], a["t0"], y0, starts, p_c, u_c)
         H = jax.vmap(lambda t, y: jnp.concatenate([cm.observe(t, y, (p_c, u_c)), y]))(a["ts"], ys)
         sig = jnp.concatenate([cm.sigma(p_c), jnp.ones_like(y0)])
-        return H, sig, code, t_reached
+        return H, sig, code, t_reached, gap
 
-    def predict(z, a):
+    def predict(z, a, starts=None):
         p, y0_est = z[:n_p], z[n_p:]
         if a["cond"]["p_fixed"].shape[0] == 1:  # one condition: no batched loops to compile
             single = jax.tree.map(lambda x: x[0], a["cond"])
-            return jax.tree.map(lambda x: x[None], per_condition(p, y0_est, single, a))
-        return jax.vmap(per_condition, in_axes=(None, None, 0, None))(p, y0_est, a["cond"], a)
+            out = per_condition(p, y0_est, single, a, None if starts is None else starts[0])
+            return jax.tree.map(lambda x: x[None], out)
+        return jax.vmap(per_condition, in_axes=(None, None, 0, None, None if starts is None else 0))(
+            p, y0_est, a["cond"], a, starts
+        )
 
     return predict
+
+
+def _split_shooting(theta, a):
+    """``(theta, starts)``: under multiple shooting theta carries every condition's segment
+    start states after the estimated entries; ``starts`` are those of the conditions in ``a``."""
+    if "shooting" not in a:
+        return theta, None
+    ms = a["shooting"]
+    n_theta, n_seg, n = a["index"].shape[0], ms["end_index"].shape[0], a["y0_value"].shape[0]
+    starts = theta[n_theta:].reshape(-1, n_seg, n)[ms["conditions"]]
+    return theta[:n_theta], starts
 
 
 def _objective(cm: CompiledModel, trajectory: Callable, mode: str):
     predict = _predict_all(cm, trajectory)
 
     def objective(theta, a):
+        theta, starts = _split_shooting(theta, a)
         z = _z_of(theta, a)
-        H, SIG, codes, t_reached = predict(z, a)
+        H, SIG, codes, t_reached, gap = predict(z, a, starts)
         d = a["data"]
         h = H[d["cond"], d["time"], d["obs"]]
         sigma = jnp.where(jnp.isnan(d["sigma"]), SIG[d["cond"], d["obs"]], d["sigma"])
@@ -120,7 +165,8 @@ def _objective(cm: CompiledModel, trajectory: Callable, mode: str):
             pr["kind"] == 1, log_v + const + 0.5 * ((log_v - pr["mean"]) / sd) ** 2, const + 0.5 * ((v - pr["mean"]) / sd) ** 2
         )
         reg = a["l2"] * jnp.sum(jnp.where(a["is_network"], theta, 0.0) ** 2)
-        return data_term + jnp.sum(prior) + reg, (data_term, codes, t_reached)
+        continuity = 0.0 if starts is None else a["shooting"]["continuity"] * jnp.sum(gap)
+        return data_term + jnp.sum(prior) + reg + continuity, (data_term, codes, t_reached)
 
     return objective
 
@@ -139,7 +185,7 @@ def objective_fns(cm: CompiledModel, s: Settings, sens: AbstractSensitivity | No
     predict = _predict_all(cm, no_grad)
     fns = {
         "value": jax.jit(_objective(cm, no_grad, mode)),
-        "predict": jax.jit(lambda theta, a: predict(_z_of(theta, a), a)),
+        "predict": jax.jit(lambda theta, a: predict(_z_of(theta, a), a)[:4]),
     }
     if sens is not None:
         objective = _objective(cm, _trajectory(cm, s, sens), mode)
