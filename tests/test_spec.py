@@ -188,3 +188,25 @@ def test_functions_accept_dict_or_model():
     sol_a = pyude.solve(UDE, [0.5], solver="Tsit5")
     sol_b = pyude.solve(Model.from_dict(UDE), [0.5], solver="Tsit5")
     np.testing.assert_array_equal(sol_a.y, sol_b.y)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "softplus", "sigmoid", "gelu", "identity"])
+def test_network_in_numpy_equals_the_compiled_right_hand_side(activation):
+    """``model.networks[name](params, x)`` (numpy, for inspecting learned terms) is the
+    function the engine integrates."""
+    from pyude.engines import get_engine
+
+    model = pyude.Model.from_dict({
+        "name": "net", "states": ["x", "y"],
+        "networks": {"nn": {"inputs": 2, "layers": [{"units": 5, "activation": activation},
+                                                    {"units": 2, "activation": activation, "bias": False}]}},
+        "equations": {"x": "nn(x, y)[0]", "y": "nn(x, y)[1]"}, "initial": {"x": 0.0, "y": 0.0},
+    })
+    params = model.init_params(seed=3)
+    cm = get_engine("jax").compiled(model)
+    points = np.array([[0.3, -1.2], [2.0, 0.5], [-0.7, -0.1]])
+    expected = np.stack([np.asarray(cm.rhs(0.0, y, (model.flatten(params), cm.input_args({})))) for y in points])
+    np.testing.assert_allclose(model.networks["nn"](params, points), expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.networks["nn"](params, points[1]), expected[1], rtol=1e-12, atol=1e-14)
+    with pytest.raises(pyude.SpecError, match=r"network 'nn' takes 2 inputs: x must have shape \(2,\) or \(n, 2\), got \(3,\)"):
+        model.networks["nn"](params, [1.0, 2.0, 3.0])

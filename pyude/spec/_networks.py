@@ -14,7 +14,16 @@ import numpy as np
 from .._errors import SpecError
 from ._checks import check_keys
 
-ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid", "gelu", "identity")
+# numpy versions, for evaluating a learned network outside a solve (the engines have their own)
+_NUMPY_ACTIVATIONS = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "softplus": lambda x: np.logaddexp(0.0, x),
+    "sigmoid": lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),
+    "gelu": lambda x: 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3))),
+    "identity": lambda x: x,
+}
+ACTIVATIONS = tuple(_NUMPY_ACTIVATIONS)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,20 @@ class Network:
                 params[f"{self.name}.{i}.bias"] = rng.uniform(-lim, lim, size=(layer.units,))
             n_in = layer.units
         return params
+
+    def __call__(self, params, x) -> np.ndarray:
+        """The outputs at inputs ``x`` (shape (inputs,) or (n, inputs)) with the arrays in
+        ``params`` (a dict like ``model.init_params()``): shape (outputs,) or (n, outputs)."""
+        h = np.asarray(x, dtype=float)
+        if h.shape[-1:] != (self.inputs,) or h.ndim > 2:
+            raise SpecError(f"network {self.name!r} takes {self.inputs} inputs: x must have shape "
+                            f"({self.inputs},) or (n, {self.inputs}), got {h.shape}")
+        for i, layer in enumerate(self.layers):
+            h = h @ np.asarray(params[f"{self.name}.{i}.weight"], dtype=float).T
+            if layer.bias:
+                h = h + np.asarray(params[f"{self.name}.{i}.bias"], dtype=float)
+            h = _NUMPY_ACTIVATIONS[layer.activation](h)
+        return h
 
     def to_dict(self) -> dict:
         layers = []
