@@ -9,6 +9,7 @@ from scipy.special import gammaln
 
 import pyude
 from pyude import DataError, SpecError
+from pyude.fitting import sample_starts
 
 DECAY = {
     "name": "decay",
@@ -231,6 +232,20 @@ def test_multistart_ranks_starts_and_survives_a_failing_one():
     bad = pyude.fit_multistart(problem, 2, ThreadPoolExecutor(max_workers=1), adam=pyude.Adam(steps=2), polish=None,
                                sensitivity="nonsense")
     assert not bad.summary["success"].any() and bad.summary["error"].str.contains("unknown sensitivity").all()
+
+
+def test_multistart_default_process_pool_equals_in_process_fits():
+    """The default executor (spawned processes: the Problem travels as its recipe) gives
+    the same fits as running the starts here."""
+    problem = _mm_problem()
+    kwargs = {"adam": pyude.Adam(steps=20, learning_rate=0.1), "polish": pyude.LBFGS(max_iter=20)}
+    ms = pyude.fit_multistart(problem, 2, seed=5, **kwargs)
+    assert ms.summary["success"].all() and (ms.summary["error"] == "").all()
+    starts = sample_starts(problem, 2, 5)
+    for row, result in zip(ms.summary.itertuples(), ms.results):
+        here = pyude.fit(problem, seed=5 + row.start, init=starts[row.start], **kwargs)
+        np.testing.assert_allclose(result.theta, here.theta, rtol=1e-9)
+        assert result.loss == pytest.approx(here.loss, rel=1e-9)
 
 
 def test_problem_pickles_by_recipe():
