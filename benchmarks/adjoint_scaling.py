@@ -1,10 +1,10 @@
-"""Minimal reproduction: the cost of pyude's continuous adjoint grows with max_steps x n_states.
+"""The cost of pyude's continuous adjoint against max_steps x n_states.
 
 The ODE is trivial (y' = -k y, n independent states, Tsit5, rtol 1e-3: a handful of
-steps), 10 data times. The checkpoint gradient's time hardly moves with ``max_steps``
-or n; the adjoint's grows roughly in proportion to ``max_steps * n`` although the
-number of steps taken is the same. (The backward pass stores each data interval's
-dense output in a buffer of 2 * max_steps steps.)
+steps), 10 data times. An adjoint whose backward pass kept a buffer sized by
+``max_steps`` would grow in proportion to ``max_steps * n`` although the number of
+steps taken is the same; the chunked adjoint (pyude/engines/jax/_adjoint.py) should
+stay flat in ``max_steps``, as the checkpoint gradient does.
 
 Run: python benchmarks/adjoint_scaling.py
 """

@@ -32,3 +32,5 @@ echo "== continuous adjoint cost vs max_steps (benchmarks/adjoint_scaling.py)"
 "$PY" benchmarks/adjoint_scaling.py
 echo "== neural-ODE training vs torchdiffeq (benchmarks/neural_ode.py --steps $STEPS)"
 "$PY" benchmarks/neural_ode.py --steps "$STEPS"
+echo "== loss vs wall time, Adam alone vs Adam + L-BFGS-B (benchmarks/fit_loss_vs_time.py)"
+"$PY" benchmarks/fit_loss_vs_time.py
