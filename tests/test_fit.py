@@ -248,6 +248,22 @@ def test_multistart_default_process_pool_equals_in_process_fits():
         assert result.loss == pytest.approx(here.loss, rel=1e-9)
 
 
+def test_multistart_on_a_dask_cluster():
+    """A Dask cluster's executor (``client.get_executor()``) runs the starts unchanged:
+    the same fits as in-process. Worker processes get the Problem as its recipe."""
+    distributed = pytest.importorskip("distributed")
+    problem = _mm_problem()
+    kwargs = {"adam": pyude.Adam(steps=10, learning_rate=0.1), "polish": None}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            ms = pyude.fit_multistart(problem, 2, client.get_executor(), seed=1, **kwargs)
+    assert ms.summary["success"].all(), ms.summary["error"].tolist()
+    starts = sample_starts(problem, 2, 1)
+    for row, result in zip(ms.summary.itertuples(), ms.results):
+        here = pyude.fit(problem, seed=1 + row.start, init=starts[row.start], **kwargs)
+        assert result.loss == pytest.approx(here.loss, rel=1e-9)
+
+
 def test_problem_pickles_by_recipe():
     import pickle
 
