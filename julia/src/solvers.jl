@@ -21,7 +21,11 @@ function algorithm(name::AbstractString)
 end
 
 # the vector-Jacobian product inside the adjoint ODE (SciMLSensitivity's `autojacvec`)
-const VJPS = Dict{String, Any}("enzyme" => EnzymeVJP, "reversediff" => ReverseDiffVJP, "zygote" => ZygoteVJP)
+const VJPS = Dict{String, Any}(
+    "enzyme" => EnzymeVJP,
+    "reversediff" => ReverseDiffVJP,
+    "zygote" => ZygoteVJP,
+)
 
 """SciMLSensitivity's `sensealg` for a pyude sensitivity name (docs/engines.md)."""
 function sensitivity(name::AbstractString, vjp::AbstractString)
