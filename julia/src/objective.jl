@@ -121,8 +121,8 @@ end
 
 """Observables then states (rows) at every save time (columns), and their noise scales."""
 function outputs(m::Model, c::Condition, pc, θ, Y, ts)
+    m.n_obs == 0 && return Y, ones(m.n_states)
     sig = vcat(m.sigma(pc), ones(m.n_states))
-    m.n_obs == 0 && return Y, sig
     O = reduce(hcat, map(k -> m.observe(Y[:, k], θ, ts[k], c.inputs_at[k], m.chains, m.states), eachindex(ts)))
     return vcat(O, Y), sig
 end
