@@ -14,6 +14,7 @@ from ._errors import DataError, EngineUnavailable, PyudeError, SolverError, Spec
 from ._sensitivity import AbstractSensitivity, Adjoint, Checkpoint, Forward  # noqa: E402
 from ._solution import Solution  # noqa: E402
 from ._solve import solve  # noqa: E402
+from ._check_engines import EngineCheck, check_engines  # noqa: E402
 from .fitting import LBFGS, Adam, FitResult, MultipleShooting, MultistartResult, fit, fit_multistart  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .spec import Model  # noqa: E402
@@ -41,4 +42,6 @@ __all__ = [
     "DataError",
     "SolverError",
     "EngineUnavailable",
+    "check_engines",
+    "EngineCheck",
 ]

@@ -1,4 +1,5 @@
-"""The ``pyude`` command line: ``pyude fit`` (the main job), ``pyude simulate`` and ``pyude validate``."""
+"""The ``pyude`` command line: ``pyude fit`` (the main job), ``pyude simulate``, ``pyude validate`` and
+``pyude check-engines``."""
 
 from __future__ import annotations
 
@@ -108,6 +109,17 @@ def _validate(args) -> int:
     return 0
 
 
+def _check_engines(args) -> int:
+    from ._check_engines import check_engines
+
+    result = check_engines(
+        args.problem, reference=args.reference, candidate=args.candidate, rtol=args.rtol, atol=args.atol,
+        sensitivity=args.sensitivity, tolerance=args.tolerance,
+    )
+    print(result.table())
+    return 0 if result.ok else 1
+
+
 def _is_problem_file(path: str) -> bool:
     import yaml
 
@@ -141,9 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--out", default="out/fit")
     fit.add_argument("--starts", type=int, help="multi-start with this many starts (overrides the file)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    chk = sub.add_parser("check-engines", help="solve and differentiate a problem file on two engines and compare "
+                         "(exit status 1 beyond tolerance)")
+    chk.add_argument("problem", help="problem file (.yaml)")
+    chk.add_argument("--reference", default="jax")
+    chk.add_argument("--candidate", default="julia")
+    chk.add_argument("--rtol", type=float, default=1e-10)
+    chk.add_argument("--atol", type=float, default=1e-12)
+    chk.add_argument("--sensitivity", default="checkpoint", choices=["checkpoint", "adjoint", "forward"])
+    chk.add_argument("--tolerance", type=float, default=1e-6, help="largest relative difference accepted")
     args = parser.parse_args(argv)
+    commands = {"simulate": _simulate, "validate": _validate, "fit": _fit, "check-engines": _check_engines}
     try:
-        return {"simulate": _simulate, "validate": _validate, "fit": _fit}[args.command](args)
+        return commands[args.command](args)
     except PyudeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

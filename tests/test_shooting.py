@@ -137,3 +137,12 @@ def test_shooting_errors(tmp_path):
     (tmp_path / "problem.yaml").write_text("model: model.yaml\ndata: data.csv\nfit:\n  shooting: {segment: 4}\n")
     with pytest.raises(pyude.SpecError, match=r"fit.shooting: unknown key\(s\) \['segment'\]"):
         load_problem_file(tmp_path / "problem.yaml")
+
+
+def test_shooting_is_refused_on_an_engine_without_it():
+    import types
+
+    problem = pyude.Problem(OSCILLATOR, _data(n=10, t_end=5.0), estimate=["w"], solver="Tsit5")
+    problem.engine = types.SimpleNamespace(name="julia")
+    with pytest.raises(pyude.DataError, match="multiple shooting runs on the JAX engine only, not on engine 'julia'"):
+        pyude.fit(problem, shooting=pyude.MultipleShooting(segments=2))

@@ -305,6 +305,8 @@ class Problem:
     def _shooting_layout(self, segments: int) -> dict[str, np.ndarray]:
         """Segments cut at data times with about equal numbers of time points each:
         start/end times, the segment owning each time, and where each inner segment ends."""
+        if not getattr(self.engine, "supports_shooting", False):
+            raise DataError(f"multiple shooting runs on the JAX engine only, not on engine {self.engine.name!r}")
         layout = self._layouts.get(segments)
         if layout is None:
             ts = self.data.ts

@@ -26,6 +26,7 @@ class JaxEngine:
     solve and gradient functions of every solver setting it has seen."""
 
     name = "jax"
+    supports_shooting = True  # the objective understands arrays["shooting"]
 
     def __init__(self, max_models: int = 64):
         self._models: OrderedDict[str, CompiledModel] = OrderedDict()

@@ -1,0 +1,81 @@
+# Solver and sensitivity names shared with the Python side (pyude/engines/julia/_names.py).
+
+# pyude name => OrdinaryDiffEq algorithm; must equal the keys of JULIA_SOLVERS on the Python side
+const SOLVERS = Dict{String, Any}(
+    "Tsit5" => Tsit5,
+    "Dopri5" => DP5,
+    "Dopri8" => DP8,
+    "Rodas5P" => Rodas5P,
+    "Rosenbrock23" => Rosenbrock23,
+    "Kvaerno5" => Kvaerno5,
+    "KenCarp4" => KenCarp4,
+    "FBDF" => FBDF,
+    "QNDF" => QNDF,
+)
+
+"""The algorithm for a pyude solver name; `"auto"` switches between Tsit5 and Rodas5P on stiffness."""
+function algorithm(name::AbstractString)
+    name == "auto" && return AutoTsit5(Rodas5P())
+    haskey(SOLVERS, name) || throw(ArgumentError("unknown solver $(repr(name)); known: auto, $(join(sort!(collect(keys(SOLVERS))), ", "))"))
+    return SOLVERS[name]()
+end
+
+# the vector-Jacobian product inside the adjoint ODE (SciMLSensitivity's `autojacvec`)
+const VJPS = Dict{String, Any}(
+    "enzyme" => EnzymeVJP,
+    "reversediff" => ReverseDiffVJP,
+    "zygote" => ZygoteVJP,
+)
+
+"""SciMLSensitivity's `sensealg` for a pyude sensitivity name (docs/engines.md)."""
+function sensitivity(name::AbstractString, vjp::AbstractString)
+    name == "forward" && return ForwardDiffSensitivity()
+    haskey(VJPS, vjp) || throw(ArgumentError("unknown VJP $(repr(vjp)); known: $(join(sort!(collect(keys(VJPS))), ", "))"))
+    name == "adjoint" && return GaussAdjoint(autojacvec = VJPS[vjp]())
+    name == "checkpoint" && return InterpolatingAdjoint(autojacvec = VJPS[vjp](), checkpointing = true)
+    throw(ArgumentError("unknown sensitivity $(repr(name)); known: adjoint, checkpoint, forward"))
+end
+
+# result codes read by pyude.engines.julia._engine.CODES
+const CODE_SUCCESS = 0
+const CODE_MAXITERS = 1
+const CODE_DTMIN = 2
+const CODE_NONFINITE = 3
+const CODE_FAILED = 4
+const CODE_EXCEPTION = 5
+const CODE_INCOMPLETE = 6
+
+"""0 when `sol` succeeded and saved all `n_saved` times, else why not."""
+function status(sol, n_saved::Int)
+    if SciMLBase.successful_retcode(sol)
+        return length(sol.t) == n_saved ? CODE_SUCCESS : CODE_INCOMPLETE
+    end
+    rc = sol.retcode
+    rc == ReturnCode.MaxIters && return CODE_MAXITERS
+    rc == ReturnCode.DtLessThanMin && return CODE_DTMIN
+    (rc == ReturnCode.Unstable || rc == ReturnCode.DtNaN) && return CODE_NONFINITE
+    return CODE_FAILED
+end
+
+"""
+    solve_model(m, ts, t0, y0, p, u_times, u_values, u_m, u_len, solver, rtol, atol, max_steps)
+
+One solve saved at `ts`: `(Y, code, retcode, t_reached, naccept, nreject, nf, njacs)`
+with `Y` the `n_states × length(ts)` trajectory (empty unless `code == 0`).
+"""
+function solve_model(m::Model, ts, t0, y0, p, u_times, u_values, u_m, u_len, solver::AbstractString,
+        rtol::Real, atol::Real, max_steps::Integer)
+    tsv = Vector{Float64}(ts)
+    t0 = Float64(t0)
+    sig = signals(m, u_times, u_values, u_m, u_len)
+    prob = ODEProblem{true, SciMLBase.FullSpecialize}(RHS(m, sig), Vector{Float64}(y0), (t0, tsv[end]),
+        theta_of(m, Vector{Float64}(p)))
+    stops = knots(sig, t0, tsv[end])
+    kw = isempty(stops) ? (;) : (; tstops = stops)
+    sol = solve(prob, algorithm(solver); saveat = tsv, reltol = Float64(rtol), abstol = Float64(atol),
+        maxiters = Int(max_steps), kw...)
+    code = status(sol, length(tsv))
+    Y = code == CODE_SUCCESS ? Array(sol) : zeros(m.n_states, 0)
+    st = sol.stats
+    return (Y, code, String(Symbol(sol.retcode)), Float64(last(sol.t)), st.naccept, st.nreject, st.nf, st.njacs)
+end

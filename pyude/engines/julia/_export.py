@@ -1,0 +1,166 @@
+"""What the Python side sends to PyUDE.jl: the spec as JSON, and the weight layout.
+
+The spec JSON carries every expression as the tree pyude's parser produced
+(``pyude.spec.to_json``): Julia never parses a string. Names appear only as data
+(they index states, parameters and inputs); the Julia side turns them into
+``u[i]``, ``θ.mech[j]``, ``inp[k]``.
+
+Weight layout: the spec's flat vector holds each network weight ``W`` of shape
+(out, in) row-major. Julia arrays are column-major, and ``ComponentArray`` appends
+each Lux array in memory order, so the same numbers sit in a different order in
+θ's flat data. :func:`julia_layout` gives the permutation ``perm`` (1-based) with
+``θ_data = p[perm]``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ..._errors import SpecError
+from ...spec._expr import to_json
+from ...spec._model import Model
+
+FORMAT = "pyude-julia-spec/1"
+
+
+def julia_layout(model: Model) -> np.ndarray:
+    """``perm`` (1-based, length ``n_params``): θ's flat data in Julia is ``p[perm]``.
+
+    Mechanistic parameters keep their place; inside each weight block the
+    column-major position (i, j) takes the row-major entry ``i * in + j``.
+    """
+    perm = np.arange(model.n_params)
+    for _, shape, offset in model.parameter_layout:
+        if len(shape) == 2:
+            size = shape[0] * shape[1]
+            block = np.arange(offset, offset + size).reshape(shape)  # row-major positions of W[i, j]
+            perm[offset : offset + size] = block.ravel(order="F")
+    return perm + 1
+
+
+def to_julia_order(model: Model, p) -> np.ndarray:
+    """The flat vector in θ's (column-major) order: what ``ComponentArray`` holds in Julia."""
+    return np.asarray(p, dtype=float)[julia_layout(model) - 1]
+
+
+def from_julia_order(model: Model, data) -> np.ndarray:
+    """Inverse of :func:`to_julia_order` (e.g. a gradient read from θ's flat data)."""
+    out = np.empty(model.n_params)
+    out[julia_layout(model) - 1] = np.asarray(data, dtype=float)
+    return out
+
+
+def julia_spec(model: Model) -> dict[str, Any]:
+    """The spec as PyUDE.jl's ``compile_model`` reads it (plain JSON data)."""
+    if not isinstance(model, Model):
+        raise SpecError("the Julia engine runs model specs only; a model given as a Python function needs engine='jax'")
+    if model.n_params == 0:
+        raise SpecError("the Julia engine needs a model with at least one parameter")
+    layout = {name: off for name, _, off in model.parameter_layout}
+    if model.equations is not None:
+        rhs: dict[str, Any] = {"kind": "equations", "equations": [to_json(model.equations[s]) for s in model.states]}
+    else:
+        rhs = {
+            "kind": "reactions",
+            "stoichiometry": model.stoichiometric_matrix().tolist(),
+            "rates": [to_json(r.rate) for r in model.reactions],
+            "reverse_rates": [None if r.reverse_rate is None else to_json(r.reverse_rate) for r in model.reactions],
+        }
+    networks = []
+    for name, net in model.networks.items():
+        layers, n_in = [], net.inputs
+        for layer in net.layers:
+            layers.append({"in": n_in, "out": layer.units, "activation": layer.activation, "bias": layer.bias})
+            n_in = layer.units
+        networks.append({"name": name, "inputs": net.inputs, "offset": layout[net.shapes()[0][0]], "layers": layers})
+    return {
+        "format": FORMAT,
+        "name": model.name,
+        "states": list(model.states),
+        "parameters": list(model.parameters),
+        "n_params": model.n_params,
+        "rhs": rhs,
+        "initial": [to_json(model.initial[s]) if s in model.initial else None for s in model.states],
+        "networks": networks,
+        "inputs": [{"name": n, "interpolation": u.interpolation} for n, u in model.inputs.items()],
+        "observables": [
+            {"name": o.name, "formula": to_json(o.formula), "sigma": None if o.sigma is None else to_json(o.sigma)}
+            for o in model.observables.values()
+        ],
+        "julia_layout": julia_layout(model).tolist(),
+    }
+
+
+def julia_spec_json(model: Model) -> str:
+    """:func:`julia_spec` as a JSON string (every float written exactly: ``repr`` round-trips)."""
+    return json.dumps(julia_spec(model), allow_nan=False)
+
+
+def input_arrays(u) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Input signals' knot data, concatenated: ``(times, values, m, lengths)``."""
+    if not u:
+        empty = np.zeros(0)
+        return empty, empty, empty, np.zeros(0, dtype=np.int64)
+    times = np.concatenate([np.asarray(d.times, dtype=float) for d in u])
+    values = np.concatenate([np.asarray(d.values, dtype=float) for d in u])
+    m = np.concatenate([np.asarray(d.m, dtype=float) for d in u])
+    lengths = np.array([np.asarray(d.times).size for d in u], dtype=np.int64)
+    return times, values, m, lengths
+
+
+def objective_kwargs(arrays: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The keyword arguments of ``PyUDE.make_arrays`` from the arrays ``pyude.Problem`` builds
+    (the JAX objective's input): numpy, indices 1-based, masks 0/1 integers, and
+    ``log Γ(y+1)`` of the poisson rows (a constant of the data)."""
+    from scipy.special import gammaln
+
+    def f64(x):
+        return np.ascontiguousarray(np.asarray(x, dtype=float))
+
+    def i64(x, shift: int = 0):
+        return np.ascontiguousarray(np.asarray(x).astype(np.int64) + shift)
+
+    c, d, pr = arrays["cond"], arrays["data"], arrays["priors"]
+    noise = i64(d["noise"])
+    value = f64(d["value"])
+    u_times, u_values, u_m, u_len = input_arrays(arrays["u"])
+    return {
+        "base_z": f64(arrays["base_z"]),
+        "est_index": i64(arrays["index"], 1),
+        "scale": i64(arrays["scale"]),
+        "is_network": i64(arrays["is_network"]),
+        "l2": float(arrays["l2"]),
+        "y0_fixed": i64(arrays["y0_fixed"]),
+        "y0_value": f64(arrays["y0_value"]),
+        "y0_estimated": i64(arrays["y0_estimated"]),
+        "ts": f64(arrays["ts"]),
+        "t0": float(arrays["t0"]),
+        "u_times": u_times,
+        "u_values": u_values,
+        "u_m": u_m,
+        "u_len": u_len,
+        "p_fixed": i64(c["p_fixed"]),
+        "p_value": f64(c["p_value"]),
+        "p_source": i64(c["p_source"], 1),
+        "y_fixed": i64(c["y_fixed"]),
+        "y_value": f64(c["y_value"]),
+        "y_source": i64(c["y_source"], 1),  # -1 (none) becomes 0
+        "u_fixed": i64(c["u_fixed"]),
+        "u_value": f64(c["u_value"]),
+        "d_cond": i64(d["cond"], 1),
+        "d_time": i64(d["time"], 1),
+        "d_obs": i64(d["obs"], 1),
+        "d_value": value,
+        "d_sigma": f64(d["sigma"]),
+        "d_noise": noise,
+        "d_weight": f64(d["weight"]),
+        "d_lgamma": np.where(noise == 4, gammaln(np.where(noise == 4, value, 0.0) + 1.0), 0.0),
+        "prior_index": i64(pr["index"], 1),
+        "prior_kind": i64(pr["kind"]),
+        "prior_mean": f64(pr["mean"]),
+        "prior_sd": f64(pr["sd"]),
+        "mode": str(mode),
+    }

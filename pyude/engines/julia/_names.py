@@ -1,0 +1,61 @@
+"""Name maps of the Julia engine: pyude solver and sensitivity names -> SciML (see docs/engines.md).
+
+Kept in step with ``julia/src/solvers.jl`` (tests/test_julia_offline.py compares them).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..._errors import SpecError
+
+# pyude name -> the OrdinaryDiffEq algorithm that julia/src/solvers.jl builds
+JULIA_SOLVERS: dict[str, str] = {
+    "Tsit5": "Tsit5()",
+    "Dopri5": "DP5()",
+    "Dopri8": "DP8()",
+    "Rodas5P": "Rodas5P()",
+    "Rosenbrock23": "Rosenbrock23()",
+    "Kvaerno5": "Kvaerno5()",
+    "KenCarp4": "KenCarp4()",  # Julia engine only
+    "FBDF": "FBDF()",  # Julia engine only
+    "QNDF": "QNDF()",  # Julia engine only
+}
+AUTO = "AutoTsit5(Rodas5P())"
+
+# pyude sensitivity name -> SciMLSensitivity sensealg (``{vjp}`` is the VJP choice below)
+JULIA_SENSITIVITIES: dict[str, str] = {
+    "adjoint": "GaussAdjoint(autojacvec={vjp})",
+    "checkpoint": "InterpolatingAdjoint(autojacvec={vjp}, checkpointing=true)",
+    "forward": "ForwardDiffSensitivity()",
+}
+VJPS: dict[str, str] = {"enzyme": "EnzymeVJP()", "reversediff": "ReverseDiffVJP()", "zygote": "ZygoteVJP()"}
+VJP_ENV = "PYUDE_JULIA_VJP"
+DEFAULT_VJP = "enzyme"
+
+
+def julia_solver_name(name: str) -> str:
+    """The canonical pyude name for the Julia engine (case-insensitive), or ``"auto"``."""
+    if not isinstance(name, str):
+        raise SpecError(f"solver must be a string, got {name!r}")
+    if name.lower() == "auto":
+        return "auto"
+    for known in JULIA_SOLVERS:
+        if name.lower() == known.lower():
+            return known
+    raise SpecError(f"unknown solver {name!r} for engine='julia'; choose one of: auto, {', '.join(JULIA_SOLVERS)}")
+
+
+def vjp_choice() -> str:
+    """The VJP inside the adjoints: ``$PYUDE_JULIA_VJP`` (enzyme | reversediff | zygote), default enzyme."""
+    vjp = os.environ.get(VJP_ENV, DEFAULT_VJP).strip().lower()
+    if vjp not in VJPS:
+        raise SpecError(f"{VJP_ENV}={vjp!r}: choose one of {', '.join(VJPS)}")
+    return vjp
+
+
+def julia_sensealg(sensitivity: str, vjp: str | None = None) -> str:
+    """The SciMLSensitivity expression used for a pyude sensitivity name (for messages and docs)."""
+    if sensitivity not in JULIA_SENSITIVITIES:
+        raise SpecError(f"unknown sensitivity {sensitivity!r}; choose one of {', '.join(JULIA_SENSITIVITIES)}")
+    return JULIA_SENSITIVITIES[sensitivity].format(vjp=VJPS[vjp or vjp_choice()])

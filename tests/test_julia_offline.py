@@ -1,0 +1,408 @@
+"""The Julia engine's pieces that can be checked without Julia: the .jl sources parse, the
+declared Julia dependencies agree, the spec JSON and weight layout sent to Julia, the name
+maps, and the error (fast, no download) where Julia is missing."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import pyude
+from pyude.engines.jax._solvers import NAMES as JAX_SOLVERS
+from pyude.engines.julia import (
+    JULIA_SENSITIVITIES,
+    JULIA_SOLVERS,
+    from_julia_order,
+    julia_layout,
+    julia_sensealg,
+    julia_solver_name,
+    julia_spec,
+    julia_spec_json,
+    objective_kwargs,
+    to_julia_order,
+)
+from pyude.engines.julia import _detect
+from pyude.spec import _expr
+
+ROOT = Path(__file__).parents[1]
+JULIA = ROOT / "julia"
+JL_FILES = sorted(JULIA.rglob("*.jl"))
+EXAMPLE_MODELS = sorted(ROOT.glob("examples/*/model.yaml"))
+
+UDE = {
+    "name": "ude",
+    "states": ["x", "y"],
+    "parameters": {"a": 1.3, "b": {"value": 0.5, "scale": "log"}},
+    "networks": {
+        "nn": {"inputs": 2, "layers": [{"units": 3, "activation": "tanh"}, {"units": 2, "bias": False}]},
+        "g": {"inputs": 1, "layers": [{"units": 4, "activation": "gelu"}, {"units": 1}]},
+    },
+    "equations": {"x": "a*x + nn(x, y)[0] + nn(x, y)[1]", "y": "-b*y^2 + g(t)[0]"},
+    "initial": {"x": "2*a", "y": 0.3},
+    "observables": {"total": {"formula": "x + y", "noise": "normal", "sigma": "b"}},
+}
+
+
+# ----------------------------------------------------------------- Julia sources
+def _parser():
+    tree_sitter = pytest.importorskip("tree_sitter")
+    tsj = pytest.importorskip("tree_sitter_julia")
+    return tree_sitter.Parser(tree_sitter.Language(tsj.language()))
+
+
+def _problems(node, out):
+    if node.type == "ERROR" or node.is_missing:
+        out.append(f"{node.type or 'MISSING'} at line {node.start_point[0] + 1}")
+    for child in node.children:
+        _problems(child, out)
+    return out
+
+
+def test_julia_package_files_exist():
+    assert (JULIA / "Project.toml").is_file()
+    assert (JULIA / "src" / "PyUDE.jl").is_file()
+    assert len(JL_FILES) >= 5
+
+
+@pytest.mark.parametrize("path", JL_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_julia_file_parses(path):
+    tree = _parser().parse(path.read_bytes())
+    assert _problems(tree.root_node, []) == []
+
+
+def test_parser_detects_syntax_errors():
+    """The parse check above can fail: a broken file is reported."""
+    broken = b"function f(x)\n    y = (x + \nend\nmodule M\n"
+    assert _problems(_parser().parse(broken).root_node, [])
+
+
+def test_included_files_are_the_sources():
+    main = (JULIA / "src" / "PyUDE.jl").read_text()
+    included = set(re.findall(r'include\("([^"]+)"\)', main))
+    assert included == {p.name for p in JL_FILES if p.name != "PyUDE.jl"}
+    assert re.search(r"^module PyUDE$", main, re.M) and main.rstrip().endswith("end")
+
+
+# ----------------------------------------------------------- declared dependencies
+def test_juliapkg_json_and_project_toml_name_the_same_packages():
+    project = tomllib.loads((JULIA / "Project.toml").read_text())
+    jpkg = json.loads((ROOT / "pyude" / "juliapkg.json").read_text())
+    packages = jpkg["packages"]
+    assert project["name"] == "PyUDE"
+    assert packages["PyUDE"]["uuid"] == project["uuid"]
+    assert packages["PyUDE"]["dev"] is True
+    assert (ROOT / "pyude" / packages["PyUDE"]["path"]).resolve() == JULIA.resolve()
+    deps = {name: uuid for name, uuid in packages.items() if name != "PyUDE"}
+    assert {k: v["uuid"] for k, v in deps.items()} == project["deps"]
+    # the same compat bounds in both files
+    assert {k: v["version"] for k, v in deps.items()} == {k: project["compat"][k] for k in deps}
+    assert set(project["compat"]) == set(project["deps"]) | {"julia"}
+
+
+def test_every_package_the_julia_code_uses_is_a_dependency():
+    project = tomllib.loads((JULIA / "Project.toml").read_text())
+    used = set()
+    for path in JL_FILES:
+        for line in path.read_text().splitlines():
+            m = re.match(r"\s*(?:using|import)\s+([A-Za-z0-9_]+)", line)
+            if m:
+                used.add(m.group(1))
+    assert used == set(project["deps"])
+
+
+def test_juliapkg_json_ships_with_the_package():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "juliapkg.json" in pyproject["tool"]["setuptools"]["package-data"]["pyude"]
+    assert any(r.startswith("juliacall") for r in pyproject["project"]["optional-dependencies"]["julia"])
+
+
+# -------------------------------------------------------------------- spec JSON
+def _walk(tree):
+    yield tree
+    for a in tree.get("args", []):
+        yield from _walk(a)
+
+
+def test_spec_json_carries_the_parsed_trees():
+    model = pyude.Model.from_dict(UDE)
+    spec = json.loads(julia_spec_json(model))
+    assert spec["format"] == "pyude-julia-spec/1"
+    assert spec["states"] == ["x", "y"] and spec["parameters"] == ["a", "b"]
+    assert spec["n_params"] == model.n_params
+    assert spec["rhs"]["kind"] == "equations"
+    assert spec["rhs"]["equations"] == [_expr.to_json(model.equations[s]) for s in model.states]
+    assert spec["initial"] == [_expr.to_json(model.initial["x"]), _expr.to_json(model.initial["y"])]
+    assert spec["observables"] == [
+        {"name": "total", "formula": _expr.to_json(model.observables["total"].formula), "sigma": {"sym": "b"}}
+    ]
+    nets = {n["name"]: n for n in spec["networks"]}
+    layout = {name: off for name, _, off in model.parameter_layout}
+    assert nets["nn"]["offset"] == layout["nn.0.weight"] and nets["g"]["offset"] == layout["g.0.weight"]
+    assert nets["nn"]["layers"] == [
+        {"in": 2, "out": 3, "activation": "tanh", "bias": True},
+        {"in": 3, "out": 2, "activation": "identity", "bias": False},
+    ]
+    # the equal network calls are one subtree each (Julia evaluates each once)
+    calls = [n for n in _walk(spec["rhs"]["equations"][0]) if "net" in n]
+    assert calls[0]["args"] == calls[1]["args"] and [c["index"] for c in calls] == [0, 1]
+
+
+@pytest.mark.parametrize("path", EXAMPLE_MODELS, ids=lambda p: p.parent.name)
+def test_spec_json_of_examples_uses_only_whitelisted_nodes(path):
+    model = pyude.Model.from_yaml(path)
+    spec = julia_spec(model)
+    trees = list(spec["rhs"].get("equations", [])) + list(spec["rhs"].get("rates", []))
+    trees += [t for t in spec["rhs"].get("reverse_rates", []) + spec["initial"] if t is not None]
+    trees += [o["formula"] for o in spec["observables"]] + [o["sigma"] for o in spec["observables"] if o["sigma"]]
+    names = set(model.states) | set(model.parameters) | set(model.inputs) | {"t"}
+    for tree in trees:
+        for node in _walk(tree):
+            kinds = set(node) & {"num", "sym", "op", "call", "net"}
+            assert len(kinds) == 1, node
+            if "sym" in node:
+                assert node["sym"] in names
+            if "op" in node:
+                assert node["op"] in (*_expr.BINARY_OPS, "neg")
+            if "call" in node:
+                assert node["call"] in _expr.FUNCTIONS
+    if model.reactions is not None:
+        assert np.array_equal(np.array(spec["rhs"]["stoichiometry"]), model.stoichiometric_matrix())
+    assert json.loads(julia_spec_json(model)) == spec  # plain, finite JSON
+
+
+def test_spec_json_refuses_function_models_and_parameterless_models():
+    with pytest.raises(pyude.SpecError, match="at least one parameter"):
+        julia_spec(pyude.Model.from_dict({"states": ["x"], "equations": {"x": "-x"}}))
+    with pytest.raises(pyude.SpecError, match="engine='jax'"):
+        julia_spec(lambda t, y, p: -y)
+
+
+def _julia_table(name: str, path: str) -> dict[str, str]:
+    """The `"key" => (GlobalRef(Mod, :fn), arity)` / `"key" => Value` entries of a const Dict in a .jl file."""
+    text = (JULIA / "src" / path).read_text()
+    block = re.search(rf"const {name} = Dict\{{.*?\}}\(\n(.*?)\n\)", text, re.S).group(1)
+    return dict(re.findall(r'"([^"]+)" => (.+?),?\s*(?:#.*)?$', block, re.M))
+
+
+def test_julia_function_whitelist_equals_the_parser_list():
+    table = _julia_table("FUNCTIONS", "expressions.jl")
+    assert set(table) == set(_expr.FUNCTIONS)
+    for name, entry in table.items():
+        arity = int(re.search(r", (\d)\)$", entry).group(1))
+        assert arity == _expr.FUNCTIONS[name], name
+    assert set(_julia_table("OPERATORS", "expressions.jl")) == {*_expr.BINARY_OPS, "neg"}
+
+
+def test_julia_activations_equal_the_spec_list():
+    from pyude.spec._networks import ACTIVATIONS
+
+    assert set(_julia_table("ACTIVATIONS", "model.jl")) == set(ACTIVATIONS)
+
+
+# --------------------------------------------------------------- weight layout
+def test_weight_layout_round_trip_through_column_major():
+    model = pyude.Model.from_dict(UDE)
+    params = model.init_params(seed=3)
+    p = model.flatten(params)
+    data = to_julia_order(model, p)
+    assert np.array_equal(from_julia_order(model, data), p)
+    perm = julia_layout(model)
+    assert sorted(perm) == list(range(1, model.n_params + 1))
+    for name, shape, offset in model.parameter_layout:
+        size = int(np.prod(shape))
+        block = data[offset : offset + size]
+        if len(shape) == 2:
+            # what Julia's column-major reshape(block, out, in) reads is the spec's W (out, in)
+            assert np.array_equal(block.reshape(shape, order="F"), params[name])
+            assert np.array_equal(block, params[name].T.ravel())
+            if min(shape) > 1:
+                assert not np.array_equal(block, params[name].ravel())  # the layouts do differ
+        else:
+            assert np.array_equal(block, np.ravel(params[name]))
+
+
+# -------------------------------------------------------------------- name maps
+def test_solver_names_match_between_python_and_julia():
+    julia_keys = set(_julia_table("SOLVERS", "solvers.jl"))
+    assert julia_keys == set(JULIA_SOLVERS)
+    for name, alg in _julia_table("SOLVERS", "solvers.jl").items():
+        assert JULIA_SOLVERS[name] == alg + "()"
+    assert set(JAX_SOLVERS) <= set(JULIA_SOLVERS)  # every JAX solver name runs on both engines
+
+
+def test_solver_name_resolution():
+    assert julia_solver_name("tsit5") == "Tsit5"
+    assert julia_solver_name("AUTO") == "auto"
+    assert julia_solver_name("fbdf") == "FBDF"
+    with pytest.raises(pyude.SpecError, match="unknown solver 'RK45' for engine='julia'"):
+        julia_solver_name("RK45")
+    with pytest.raises(pyude.SpecError, match="unknown solver 'FBDF'"):
+        pyude.solve({"states": ["x"], "parameters": {"k": 1.0}, "equations": {"x": "-k*x"}}, [1.0], solver="FBDF")
+
+
+def test_sensitivity_names(monkeypatch):
+    assert set(JULIA_SENSITIVITIES) == {"adjoint", "checkpoint", "forward"}
+    assert julia_sensealg("checkpoint", "enzyme") == "InterpolatingAdjoint(autojacvec=EnzymeVJP(), checkpointing=true)"
+    assert julia_sensealg("adjoint", "reversediff") == "GaussAdjoint(autojacvec=ReverseDiffVJP())"
+    monkeypatch.setenv("PYUDE_JULIA_VJP", "zygote")
+    assert julia_sensealg("adjoint") == "GaussAdjoint(autojacvec=ZygoteVJP())"
+    monkeypatch.setenv("PYUDE_JULIA_VJP", "tracker")
+    with pytest.raises(pyude.SpecError, match="PYUDE_JULIA_VJP"):
+        julia_sensealg("adjoint")
+    solvers_jl = (JULIA / "src" / "solvers.jl").read_text()
+    assert 'name == "adjoint" && return GaussAdjoint(autojacvec = VJPS[vjp]())' in solvers_jl
+    assert 'InterpolatingAdjoint(autojacvec = VJPS[vjp](), checkpointing = true)' in solvers_jl
+    assert set(_julia_table("VJPS", "solvers.jl")) == {"enzyme", "reversediff", "zygote"}
+
+
+# -------------------------------------------------------------- objective input
+def test_objective_arrays_are_one_based_with_integer_masks():
+    from pyude.problem._file import load_problem_file
+
+    problem = load_problem_file(ROOT / "examples/michaelis_menten/problem.yaml")[0]
+    arrays, _ = problem._arrays_at(None)
+    kw = objective_kwargs(arrays, problem.mode)
+    d = problem.data
+    assert np.array_equal(kw["d_cond"], d.cond_index + 1)
+    assert np.array_equal(kw["d_time"], d.time_index + 1)
+    assert np.array_equal(kw["d_obs"], d.obs_index + 1)
+    assert np.array_equal(kw["est_index"], problem.estimation.index + 1)
+    assert np.array_equal(kw["p_source"], problem.conditions.p_source + 1)
+    assert np.array_equal(kw["y_source"] == 0, problem.conditions.y_source < 0)
+    assert kw["p_fixed"].dtype == np.int64 and set(np.unique(kw["p_fixed"])) <= {0, 1}
+    assert kw["mode"] == problem.mode and kw["ts"].shape == d.ts.shape
+    assert np.all(kw["d_lgamma"] == 0.0)  # no poisson rows
+
+
+def test_poisson_rows_get_log_gamma():
+    arrays = {
+        "base_z": [1.0], "index": [0], "scale": [0], "is_network": [False], "l2": 0.0, "y0_fixed": [True],
+        "y0_value": [1.0], "y0_estimated": [False], "ts": [1.0, 2.0], "t0": 0.0, "u": (),
+        "cond": {k: np.zeros((1, 1)) for k in ("p_fixed", "p_value", "p_source", "y_fixed", "y_value", "y_source",
+                                               "u_fixed", "u_value")},
+        "data": {"cond": [0, 0], "time": [0, 1], "obs": [0, 0], "value": [3.0, 4.0], "sigma": [np.nan, np.nan],
+                 "noise": [4, 1], "weight": [1.0, 1.0]},
+        "priors": {"index": [], "kind": [], "mean": [], "sd": []},
+    }
+    kw = objective_kwargs(arrays, "nll")
+    assert kw["d_lgamma"] == pytest.approx([np.log(6.0), 0.0])
+
+
+# ------------------------------------------------------------ Julia is missing
+def _no_julia(monkeypatch, tmp_path):
+    for var in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE", "PYTHON_JULIAPKG_PROJECT", "PYUDE_JULIA",
+                "JULIAUP_DEPOT_PATH", "JULIA_DEPOT_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(_detect.sys, "prefix", str(tmp_path))
+    monkeypatch.setattr(_detect.sys, "base_prefix", str(tmp_path / "base"))
+
+
+def test_missing_julia_is_reported_fast_with_instructions(monkeypatch, tmp_path):
+    _no_julia(monkeypatch, tmp_path)
+    # juliacall "installed": the missing Julia executable alone must refuse the engine
+    monkeypatch.setattr(_detect.importlib.util, "find_spec", lambda name: object())
+    start = time.perf_counter()
+    with pytest.raises(pyude.EngineUnavailable) as info:
+        pyude.solve({"states": ["x"], "parameters": {"k": 1.0}, "equations": {"x": "-k*x"}}, [1.0], engine="julia")
+    assert time.perf_counter() - start < 1.0
+    msg = str(info.value)
+    assert "no Julia installation was found" in msg
+    assert 'pip install "pyude[julia]"' in msg and "juliaup" in msg and "PYTHON_JULIAPKG_PROJECT" in msg
+    assert "engine='jax'" in msg
+
+
+def test_missing_juliacall_is_named(monkeypatch, tmp_path):
+    _no_julia(monkeypatch, tmp_path)
+    monkeypatch.setattr(_detect.importlib.util, "find_spec", lambda name: None)
+    assert "juliacall is not installed" in _detect.unavailable_reason()
+    with pytest.raises(pyude.EngineUnavailable, match="juliacall"):
+        pyude.Problem({"states": ["x"], "parameters": {"k": 1.0}, "equations": {"x": "-k*x"}},
+                      __import__("pandas").DataFrame({"time": [1.0], "observable": ["x"], "value": [0.4]}),
+                      engine="julia")
+
+
+def test_detection_finds_a_julia_on_path_without_running_it(monkeypatch, tmp_path):
+    _no_julia(monkeypatch, tmp_path)
+    assert _detect.find_julia() is None
+    fake = tmp_path / "julia"
+    fake.write_text("#!/bin/sh\nexit 99\n")  # never executed by the detection
+    fake.chmod(0o755)
+    assert _detect.find_julia() == str(fake)
+    monkeypatch.setattr(_detect.importlib.util, "find_spec", lambda name: object())
+    assert _detect.julia_available()
+    monkeypatch.setenv("PYUDE_JULIA", "no")
+    assert "switched off" in _detect.unavailable_reason()
+
+
+def test_detection_honours_juliapkg_exe_and_its_install(monkeypatch, tmp_path):
+    _no_julia(monkeypatch, tmp_path)
+    exe = tmp_path / "bin" / "myjulia"
+    exe.parent.mkdir()
+    exe.write_text("")
+    monkeypatch.setenv("PYTHON_JULIAPKG_EXE", str(exe))
+    assert _detect.find_julia() == str(exe)
+    monkeypatch.delenv("PYTHON_JULIAPKG_EXE")
+    installed = tmp_path / "julia_env" / "pyjuliapkg" / "install" / "bin" / "julia"  # juliapkg's own install
+    installed.parent.mkdir(parents=True)
+    installed.write_text("")
+    assert _detect.find_julia() == str(installed)
+
+
+def test_import_pyude_never_imports_juliacall():
+    code = (
+        "import sys, pyude\n"
+        "try:\n    pyude.solve({'states': ['x'], 'parameters': {'k': 1.0}, 'equations': {'x': '-k*x'}}, [1.0],"
+        " engine='julia')\nexcept pyude.EngineUnavailable:\n    pass\n"
+        "assert 'juliacall' not in sys.modules and 'juliapkg' not in sys.modules\nprint('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+# ------------------------------------------------------------ check-engines
+def test_check_engines_table_and_exit_status(monkeypatch, capsys):
+    from pyude import cli
+    from pyude._check_engines import EngineCheck
+
+    problem = ROOT / "examples/michaelis_menten/problem.yaml"
+    result = pyude.check_engines(problem, candidate="jax", reference_sensitivity="checkpoint",
+                                 sensitivity="forward", n_times=20)
+    rows = result.rows
+    model = pyude.Model.from_yaml(ROOT / "examples/michaelis_menten/model.yaml")
+    assert set(rows.loc[rows.quantity == "gradient", "name"]) == set(model.parameters)
+    assert (rows.quantity == "trajectory").sum() >= 1 and (rows.quantity == "loss").sum() == 2
+    # checkpoint vs forward on one engine: not bit-identical, but far within the tolerance
+    assert result.ok and rows["max_rel"].max() < 1e-6
+    assert rows.loc[rows.quantity == "gradient", "max_abs"].max() > 0
+    assert "jax vs jax: agree" in result.table()
+
+    bad = EngineCheck(rows.assign(ok=[False] + [True] * (len(rows) - 1)), 1e-6, "jax", "julia")
+    monkeypatch.setattr(pyude._check_engines, "check_engines", lambda *a, **k: bad)
+    assert cli.main(["check-engines", str(problem)]) == 1
+    assert "DISAGREE" in capsys.readouterr().out
+
+
+def test_check_engines_cli_without_julia_is_an_error(monkeypatch, tmp_path, capsys):
+    from pyude import cli
+
+    _no_julia(monkeypatch, tmp_path)
+    assert cli.main(["check-engines", str(ROOT / "examples/michaelis_menten/problem.yaml")]) == 2
+    assert "engine='julia' is unavailable" in capsys.readouterr().err
+
+
+def test_problem_files_of_examples_exist():
+    assert sorted(ROOT.glob("examples/*/problem.yaml")), "no example problem files"
+    for path in ROOT.glob("examples/*/problem.yaml"):
+        assert "model" in yaml.safe_load(path.read_text())
