@@ -297,6 +297,29 @@ def test_poisson_rows_get_log_gamma():
     assert kw["d_lgamma"] == pytest.approx([np.log(6.0), 0.0])
 
 
+def test_objective_inputs_julia_does_not_implement_are_refused():
+    """A feature the JAX objective has and PyUDE.jl lacks must not be dropped silently."""
+    import pandas as pd
+
+    import pyude
+
+    model = {"name": "decay", "states": ["x"], "parameters": {"k": 1.0}, "equations": {"x": "-k*x"},
+             "initial": {"x": 1.0}}
+    data = pd.DataFrame({"time": np.linspace(0.5, 3.0, 6), "observable": "x", "value": np.exp(-np.linspace(0.5, 3, 6))})
+    problem = pyude.Problem(model, data, solver="Tsit5")
+    arrays, _ = problem._arrays_at(None)
+    objective_kwargs(arrays, problem.mode)  # the plain objective is supported
+    shooting = {**arrays, "shooting": {"t_start": np.zeros(2)}}
+    with pytest.raises(pyude.SpecError, match=r"does not implement objective input\(s\) \['shooting'\] of arrays"):
+        objective_kwargs(shooting, problem.mode)
+    per_row = {**arrays, "data": {**arrays["data"], "row_params": np.zeros((6, 1))}}
+    with pytest.raises(pyude.SpecError, match=r"\['row_params'\] of arrays\['data'\]"):
+        objective_kwargs(per_row, problem.mode)
+    new_noise = {**arrays, "data": {**arrays["data"], "noise": np.full(6, 7)}}
+    with pytest.raises(pyude.SpecError, match=r"noise model code\(s\) \[7\]"):
+        objective_kwargs(new_noise, problem.mode)
+
+
 # ------------------------------------------------------------ Julia is missing
 def _no_julia(monkeypatch, tmp_path):
     for var in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE", "PYTHON_JULIAPKG_PROJECT", "PYUDE_JULIA",
