@@ -34,9 +34,10 @@ def _open(path: str | Path):
     except OSError as e:
         raise DataError(f"cannot read HDF5 file {str(path)!r}: {e}") from None
     flag = f.get("metadata/pytorch_format")
-    if flag is not None and int(np.asarray(flag[()])) != 1:
+    flag = None if flag is None else int(np.asarray(flag[()]))
+    if flag is not None and flag != 1:
         f.close()
-        raise DataError(f"{path}: metadata/pytorch_format = {int(np.asarray(flag[()]))}: only row-major arrays in "
+        raise DataError(f"{path}: metadata/pytorch_format = {flag}: only row-major arrays in "
                         f"PyTorch axis order (pytorch_format = 1) are supported")
     return f
 
