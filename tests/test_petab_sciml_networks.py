@@ -286,3 +286,29 @@ def test_gradient_matches_finite_differences(case):
             up, dn = (jnp.asarray((flat + s * e).reshape(np.shape(arr))) for s in (1, -1))
             fd = (f(up, x) - f(dn, x)) / (2 * h) if which == "theta" else (f(theta, up) - f(theta, dn)) / (2 * h)
             assert abs(float(np.asarray(g).ravel()[j]) - float(fd)) <= 1e-6 * (1 + abs(float(fd))), (which, j)
+
+
+# ------------------------------------------------ PyTorch references (float64)
+TORCH_DATA = Path(__file__).parent / "data"
+TORCH_NETS = yaml.safe_load((TORCH_DATA / "torch_refs.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def torch_arrays():
+    with np.load(TORCH_DATA / "torch_refs.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_NETS))
+def test_matches_pytorch_float64(case, torch_arrays):
+    """Layer configurations and functions beyond the suite's cases (strides, dilation,
+    groups, padding modes, output_padding, count_include_pad, adaptive max, Bilinear,
+    every activation), against PyTorch in float64 (tools/torch_layer_refs.py)."""
+    net = net_from_dict(TORCH_NETS[case], "nn", f"torch_refs.yaml:{case}")
+    prefix = f"{case}/params/"
+    params = {k[len(prefix):]: v for k, v in torch_arrays.items() if k.startswith(prefix)}
+    xs = [torch_arrays[f"{case}/input{i}"] for i in range(len(net.input_specs))]
+    y = net(params, *xs)
+    ref = torch_arrays[f"{case}/output"]
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-12)
