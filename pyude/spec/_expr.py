@@ -231,7 +231,7 @@ def _walk(node: Expr, visit) -> None:
 def check(node: Expr, where: str, names: set[str], networks: dict[str, tuple[int, int]]) -> None:
     """Check every name, arity and network index of ``node``.
 
-    ``networks`` maps a network name to ``(n_inputs, n_outputs)``.
+    ``networks`` maps a network name to ``(n_inputs, n_outputs)`` (``None`` where unknown).
     """
     if isinstance(node, Sym):
         if node.name not in names:
@@ -250,6 +250,11 @@ def check(node: Expr, where: str, names: set[str], networks: dict[str, tuple[int
         if node.net not in networks:
             raise SpecError(f"{where}: unknown network {node.net!r}")
         n_in, n_out = networks[node.net]
+        if n_in is None:  # a graph network whose input shapes are not known
+            raise SpecError(
+                f"{where}: network {node.net!r} cannot be called with scalars: the shapes of its inputs are "
+                f"unknown (give 'shape' for each of its inputs)"
+            )
         if len(node.args) != n_in:
             raise SpecError(f"{where}: network {node.net!r} takes {n_in} input(s), got {len(node.args)}")
         if node.index >= n_out:

@@ -18,6 +18,7 @@ from .._errors import DataError, SpecError
 from . import _expr
 from ._checks import check_keys
 from ._expr import Expr
+from ._graph import GraphNetwork, is_graph_network, parse_graph_network
 from ._networks import Network, parse_network
 from ._reactions import parse_equation, stoichiometry
 
@@ -169,9 +170,13 @@ class Model:
 
         raw_nets = spec.get("networks") or {}
         if not isinstance(raw_nets, Mapping):
-            raise SpecError("networks: expected a mapping name -> {inputs, layers}")
-        self.networks: dict[str, Network] = {
-            _check_name(n, f"networks.{n}"): parse_network(n, s, f"networks.{n}") for n, s in raw_nets.items()
+            raise SpecError("networks: expected a mapping name -> {inputs, layers} or {inputs, layers, forward}")
+        # two forms: an MLP {inputs, layers} or a graph network {inputs, layers, forward} (PEtab SciML)
+        self.networks: dict[str, Network | GraphNetwork] = {
+            _check_name(n, f"networks.{n}"): (parse_graph_network if is_graph_network(s) else parse_network)(
+                n, s, f"networks.{n}"
+            )
+            for n, s in raw_nets.items()
         }
 
         raw_inputs = spec.get("inputs") or {}

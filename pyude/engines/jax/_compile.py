@@ -17,7 +17,9 @@ import numpy as np
 from ...spec import _expr
 from ...spec._expr import Call, Expr, Num, Op, Sym
 from ...spec._function import FunctionModel
+from ...spec._graph import GraphNetwork
 from ...spec._model import Input, Model
+from ._graph import graph_network_fn
 from ._inputs import InputData, evaluate_input, input_data
 
 _UNARY: dict[str, Callable] = {
@@ -178,8 +180,9 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
     layout = {name: off for name, _, off in model.parameter_layout}
     nets = {}
     for name, net in model.networks.items():
-        first = net.shapes()[0][0]
-        nets[name] = _network_fn(net, layout[first])
+        shapes = net.shapes()
+        offset = layout[shapes[0][0]] if shapes else 0  # a parameter-free network reads no weights
+        nets[name] = graph_network_fn(net, offset) if isinstance(net, GraphNetwork) else _network_fn(net, offset)
     param_index = {name: layout[name] for name in model.parameters}
     state_index = {s: i for i, s in enumerate(model.states)}
     input_names = list(model.inputs)
