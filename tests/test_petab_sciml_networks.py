@@ -180,6 +180,10 @@ def test_graph_network_in_a_model_matches_direct_evaluation():
     np.testing.assert_allclose(np.asarray(rhs), [-0.3 * 0.7 + direct[0], direct[1]], rtol=1e-14)
     sol = pyude.solve(m, np.linspace(0, 1, 5), params=params)
     assert np.all(np.isfinite(sol.to_dataframe()[["u", "v"]].to_numpy()))
+    from pyude.engines.julia._export import julia_spec
+
+    with pytest.raises(pyude.SpecError, match=r"network\(s\) \['nn'\] use the graph form .* use engine='jax'"):
+        julia_spec(m)
 
 
 @pytest.mark.skipif(not ML_CASES, reason=NO_SUITE)

@@ -22,6 +22,7 @@ import numpy as np
 from ..._errors import SpecError
 from ...spec._expr import to_json
 from ...spec._model import Model
+from ...spec._networks import Network
 
 FORMAT = "pyude-julia-spec/1"
 
@@ -59,6 +60,12 @@ def julia_spec(model: Model) -> dict[str, Any]:
         raise SpecError("the Julia engine runs model specs only; a model given as a Python function needs engine='jax'")
     if model.n_params == 0:
         raise SpecError("the Julia engine needs a model with at least one parameter")
+    graphs = [name for name, net in model.networks.items() if not isinstance(net, Network)]
+    if graphs:
+        raise SpecError(
+            f"the Julia engine implements multilayer-perceptron networks only; network(s) {graphs} use the "
+            "graph form (PEtab SciML layers): use engine='jax'"
+        )
     layout = {name: off for name, _, off in model.parameter_layout}
     if model.equations is not None:
         rhs: dict[str, Any] = {"kind": "equations", "equations": [to_json(model.equations[s]) for s in model.states]}
