@@ -15,7 +15,7 @@ from .._sensitivity import AbstractSensitivity, as_sensitivity
 from .._solve import DEFAULT_MAX_STEPS, check_params, check_times, initial_state, parse_inputs, resolve_model
 from ..engines import get_engine
 from ..engines.jax import Settings
-from ..engines.jax._objective import NOISE_CODES
+from ..engines.jax._objective import NOISE_CODES, POSITIVE_CODES
 from ..spec._expr import Sym
 from ..spec._function import FunctionModel
 from ..spec._model import INITIAL_PREFIX
@@ -124,10 +124,10 @@ class Problem:
         codes = self._noise[self.data.obs_index]
         v = self.data.values
         for code, ok, what in (
-            (NOISE_CODES["lognormal"], v > 0, "a lognormal observable needs positive values"),
-            (NOISE_CODES["poisson"], v >= 0, "a poisson observable needs non-negative counts"),
+            (POSITIVE_CODES, v > 0, "a log-transformed (lognormal, log10normal, loglaplace, log10laplace) observable needs positive values"),
+            ((NOISE_CODES["poisson"],), v >= 0, "a poisson observable needs non-negative counts"),
         ):
-            bad = (codes == code) & ~ok
+            bad = np.isin(codes, code) & ~ok
             if bad.any():
                 row = int(np.argmax(bad))
                 raise DataError(f"data row {row}: {what}, got {v[row]:g} ({self.observables[self.data.obs_index[row]]!r})")
