@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import diffrax
+import jax.numpy as jnp
 
 from ..._errors import SolverError
 from ._compile import CompiledModel
