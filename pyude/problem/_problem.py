@@ -448,10 +448,17 @@ class Problem:
 
     def predictions(self, params=None) -> pd.DataFrame:
         """The data with ``prediction`` and ``residual`` (value - prediction) columns."""
-        H = self._predict(params)
         d = self.data
         frame = d.frame.copy()
-        frame["prediction"] = H[d.cond_index, d.time_index, d.obs_index]
+        if self._rows is None:
+            H = self._predict(params)
+            frame["prediction"] = H[d.cond_index, d.time_index, d.obs_index]
+        else:  # per-measurement parameters: evaluated row by row
+            arrays, theta = self._arrays_at(params)
+            (h, _, codes, t_reached), ct = self.engine.rows(self._cm, self.settings, self.mode, theta, arrays)
+            self._record("compile_time_rows", ct)
+            self._raise_for(codes, t_reached)
+            frame["prediction"] = h
         frame["residual"] = frame["value"] - frame["prediction"]
         return frame
 
