@@ -85,7 +85,7 @@ def test_api_on_boehm():
     assert loss == pytest.approx(loss_s)
     # log10 scale: d/d(log10 p) = p ln(10) d/dp
     k = "k_phos"
-    assert grad_s[k] == pytest.approx(grad[k] * nominal[k] * np.log(10), rel=1e-8)
+    assert grad_s[k] == pytest.approx(grad[k] * nominal[k] * np.log(10), rel=1e-6)  # two forward-mode paths: equal to rounding
     assert set(grad_s) == set(pr.estimation.names) and "ratio" not in grad_s
     sim = pr.simulate(nominal)
     assert list(sim.columns[:-1]) == list(pr.measurements.columns) and sim.columns[-1] == "simulation"
@@ -110,7 +110,7 @@ def test_refuses_events(tmp_path):
     sbml = tmp_path / "model_Boehm_JProteomeRes2014.xml"
     text = sbml.read_text()
     event = (
-        '<listOfEvents><event id="bolus" useValuesFromTriggerTime="true"><trigger initialValue="false" persistent="true">'
+        '<listOfEvents><event id="bolus" useValuesFromTriggerTime="true"><trigger>'
         '<math xmlns="http://www.w3.org/1998/Math/MathML"><apply><gt/>'
         '<csymbol encoding="text" definitionURL="http://www.sbml.org/sbml/symbols/time"> t </csymbol><cn> 10 </cn>'
         "</apply></math></trigger></event></listOfEvents>"
