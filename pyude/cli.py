@@ -127,7 +127,7 @@ def _is_problem_file(path: str) -> bool:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError):
         return False
-    return isinstance(raw, dict) and "data" in raw and "model" in raw
+    return isinstance(raw, dict) and (("data" in raw and "model" in raw) or "format_version" in raw)
 
 
 def main(argv: list[str] | None = None) -> int:

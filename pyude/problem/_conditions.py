@@ -9,6 +9,12 @@ A conditions table has a ``condition`` column (the id used in the data's
 * an input's name: the input held at that constant value.
 
 An empty cell means "no override". All conditions are solved in one batched call.
+
+An optional ``preequilibration`` column names another condition of the table: the
+model is first run to a steady state under that condition's overrides, and the
+condition starts from there, except for the states it overrides itself (PEtab's
+preequilibration). A condition used only as a preequilibration and not in the data
+is not solved on its own.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ class Conditions:
     u_fixed: np.ndarray
     u_value: np.ndarray
     frame: pd.DataFrame | None = None
+    # preequilibration: pre[c] and the preequilibration condition's overrides
+    # (keys p_fixed, p_value, p_source, y_fixed, y_value, y_source), or None
+    pre: np.ndarray | None = None
+    pre_overrides: dict[str, np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -96,8 +106,16 @@ def build_conditions(model, table, data_ids: list[str], param_offsets: dict[str,
                 raise DataError(f"conditions row {row}: condition {c!r} already defined in row {seen[c]}")
             seen[c] = row
         known = set(states) | set(inputs) | set(params)
+        pre_of: dict[str, str] = {}
+        if PRE in frame.columns:
+            for row, v in enumerate(frame[PRE]):
+                if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip():
+                    continue
+                if str(v).strip() not in seen:
+                    raise DataError(f"conditions row {row} (condition {ids[row]!r}): preequilibration {v!r} is not a condition of the table")
+                pre_of[ids[row]] = str(v).strip()
         for col in frame.columns:
-            if col != "condition" and col not in known:
+            if col not in ("condition", PRE) and col not in known:
                 raise DataError(
                     f"conditions column {col!r} is not a parameter, state or input of the model "
                     f"(parameters: {params}; states: {states}; inputs: {inputs})"
@@ -106,6 +124,27 @@ def build_conditions(model, table, data_ids: list[str], param_offsets: dict[str,
         if missing:
             raise DataError(f"data condition(s) {missing} are not in the conditions table (it defines {ids})")
 
+    if frame is not None and pre_of:
+        only_pre = set(pre_of.values()) - set(data_ids) - set(pre_of)
+        all_rows = ids
+        ids = [c for c in ids if c not in only_pre]
+        full = _overrides(model, frame, all_rows, inputs, param_offsets)
+        keep = np.array([all_rows.index(c) for c in ids])
+        pre = np.array([c in pre_of for c in ids])
+        src = np.array([all_rows.index(pre_of.get(c, c)) for c in ids])
+        own = {k: v[keep] for k, v in full.items()}
+        pre_overrides = {k: full[k][src] for k in ("p_fixed", "p_value", "p_source", "y_fixed", "y_value", "y_source")}
+        return Conditions(ids, **own, frame=frame, pre=pre, pre_overrides=pre_overrides)
+    return Conditions(ids, **_overrides(model, frame, ids, inputs, param_offsets), frame=frame)
+
+
+PRE = "preequilibration"
+
+
+def _overrides(model, frame, ids, inputs, param_offsets) -> dict[str, np.ndarray]:
+    """The override arrays of the table's rows ``ids`` (all of them when ``frame`` is None: none)."""
+    states = list(model.states)
+    n_p = model.n_params
     C, n, m = len(ids), len(states), len(inputs)
     p_fixed = np.zeros((C, n_p), bool)
     p_value = np.zeros((C, n_p))
@@ -116,15 +155,17 @@ def build_conditions(model, table, data_ids: list[str], param_offsets: dict[str,
     u_fixed = np.zeros((C, max(m, 0)), bool)
     u_value = np.zeros((C, max(m, 0)))
     if frame is not None:
-        for row in range(C):
+        rows = {str(c): i for i, c in enumerate(frame["condition"])}
+        for k, cid in enumerate(ids):
+            row = rows[cid]
             for col in frame.columns:
-                if col == "condition":
+                if col in ("condition", PRE):
                     continue
                 v = frame[col].iloc[row]
                 if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
                     continue
                 x = _cell_number(v)
-                where = f"conditions row {row} (condition {ids[row]!r}), column {col!r}"
+                where = f"conditions row {row} (condition {cid!r}), column {col!r}"
                 if x is not None and not math.isfinite(x):
                     raise DataError(f"{where}: {v!r} is not finite")
                 if x is None and (col in inputs or str(v).strip() not in param_offsets):
@@ -132,16 +173,19 @@ def build_conditions(model, table, data_ids: list[str], param_offsets: dict[str,
                 if col in param_offsets:
                     j = param_offsets[col]
                     if x is None:
-                        p_source[row, j] = param_offsets[str(v).strip()]
+                        p_source[k, j] = param_offsets[str(v).strip()]
                     else:
-                        p_fixed[row, j], p_value[row, j] = True, x
+                        p_fixed[k, j], p_value[k, j] = True, x
                 elif col in states:
                     i = states.index(col)
                     if x is None:
-                        y_source[row, i] = param_offsets[str(v).strip()]
+                        y_source[k, i] = param_offsets[str(v).strip()]
                     else:
-                        y_fixed[row, i], y_value[row, i] = True, x
+                        y_fixed[k, i], y_value[k, i] = True, x
                 else:
-                    k = inputs.index(col)
-                    u_fixed[row, k], u_value[row, k] = True, x
-    return Conditions(ids, p_fixed, p_value, p_source, y_fixed, y_value, y_source, u_fixed, u_value, frame)
+                    j = inputs.index(col)
+                    u_fixed[k, j], u_value[k, j] = True, x
+    return {
+        "p_fixed": p_fixed, "p_value": p_value, "p_source": p_source, "y_fixed": y_fixed, "y_value": y_value,
+        "y_source": y_source, "u_fixed": u_fixed, "u_value": u_value,
+    }

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError
+from ..spec import _expr
 from ._conditions import DEFAULT_CONDITION, read_table
 
 REQUIRED = ("time", "observable", "value")
@@ -87,3 +88,50 @@ def measurements(data, observables: list[str], t0: float, known_hint: str = "") 
     obs_index = np.array([index[o] for o in obs], dtype=np.int64)
     cond_index = np.array([cond_pos[c] for c in cond], dtype=np.int64)
     return Measurements(frame, ts, conditions, cond_index, time_index.astype(np.int64), obs_index, value, sigma)
+
+
+def row_overrides(model, frame: pd.DataFrame, names, offsets: dict[str, int]) -> dict[str, np.ndarray] | None:
+    """Per-measurement parameter overrides: ``{"index" (R,), "fixed", "value", "source" (K, R)}``
+    from the data columns ``names`` (None when there are none). See the objective's ``row`` arrays."""
+    if not names:
+        return None
+    names = [names] if isinstance(names, str) else list(names)
+    dynamic: set[str] = set()
+    if getattr(model, "equations", None) is not None:
+        for e in model.equations.values():
+            dynamic |= _expr.symbols(e)
+    for r in getattr(model, "reactions", None) or []:
+        dynamic |= _expr.symbols(r.rate) | (_expr.symbols(r.reverse_rate) if r.reverse_rate is not None else set())
+    for e in getattr(model, "initial", {}).values():
+        dynamic |= _expr.symbols(e)
+    K, R = len(frame), len(names)
+    index = np.zeros(R, np.int64)
+    fixed = np.zeros((K, R), bool)
+    value = np.zeros((K, R))
+    source = np.zeros((K, R), np.int64)
+    for j, name in enumerate(names):
+        if name not in offsets:
+            raise DataError(f"row parameter {name!r} is not a parameter of the model")
+        if name in dynamic:
+            raise DataError(f"row parameter {name!r} is used in the dynamics; only observables and sigmas may use it")
+        if name not in frame.columns:
+            raise DataError(f"row parameter {name!r} has no data column")
+        index[j] = offsets[name]
+        source[:, j] = offsets[name]
+        for k, v in enumerate(frame[name].tolist()):
+            if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+                continue
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                x = None
+            if x is None:
+                ref = str(v).strip()
+                if ref not in offsets:
+                    raise DataError(f"data row {k}, column {name!r}: {v!r} is neither a number nor a parameter of the model")
+                source[k, j] = offsets[ref]
+            elif not np.isfinite(x):
+                raise DataError(f"data row {k}, column {name!r}: {v!r} is not finite")
+            else:
+                fixed[k, j], value[k, j] = True, x
+    return {"index": index, "fixed": fixed, "value": value, "source": source}

@@ -53,6 +53,12 @@ def load_problem_file(path: str | Path) -> tuple[Any, dict[str, Any]]:
     from ._problem import Problem
 
     path = Path(path)
+    from ..petab._load import is_petab_file
+
+    if is_petab_file(path):  # a PEtab v1 problem: its own tables, a stiff solver, L-BFGS-B alone
+        from ..petab import load
+
+        return load(path), {"seed": 0, "sensitivity": "forward", "adam": None, "polish": LBFGS(), "multistart": 0}
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as e:

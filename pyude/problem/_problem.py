@@ -15,12 +15,12 @@ from .._sensitivity import AbstractSensitivity, as_sensitivity
 from .._solve import DEFAULT_MAX_STEPS, check_params, check_times, initial_state, parse_inputs, resolve_model
 from ..engines import get_engine
 from ..engines.jax import Settings
-from ..engines.jax._objective import NOISE_CODES
+from ..engines.jax._objective import NOISE_CODES, POSITIVE_CODES
 from ..spec._expr import Sym
 from ..spec._function import FunctionModel
 from ..spec._model import INITIAL_PREFIX
 from ._conditions import Conditions, build_conditions
-from ._data import Measurements, measurements
+from ._data import Measurements, measurements, row_overrides
 from ._estimate import Estimation, build_estimation
 
 
@@ -37,6 +37,11 @@ class Problem:
     noise models, plus priors and ``l2`` on network weights; when no observable
     declares a noise model it is the weighted sum of squares
     $\sum_k ((y_k - h_k)/\sigma_k)^2$ ($\sigma_k$ from the data's ``sigma`` or 1).
+
+    ``row_parameters``: parameters that the data set per measurement, in data columns of
+    the same name (a number or another parameter's name; empty: the condition's value),
+    e.g. scaling factors and noise scales that differ between data sets. They may be
+    used only in observables and sigmas, not in the dynamics.
 
     ``estimate`` names what a fit estimates: mechanistic parameters, networks (all
     their arrays), network arrays (``nn.0.weight``) and initial states
@@ -65,6 +70,7 @@ class Problem:
         params=None,
         inputs: Mapping[str, Any] | None = None,
         engine: str = "jax",
+        row_parameters: Sequence[str] | None = None,
     ):
         self.model = resolve_model(model, y0, params)
         self.engine = get_engine(engine)
@@ -79,6 +85,7 @@ class Problem:
         self._offsets = {name: off for name, shape, off in getattr(self.model, "parameter_layout", []) if shape == ()}
         self.conditions: Conditions = build_conditions(self.model, conditions, self.data.conditions, self._offsets)
         self.estimation: Estimation = build_estimation(self.model, estimate, priors, l2)
+        self._rows = row_overrides(self.model, self.data.frame, row_parameters, self._offsets)
         noises = [o.noise for o in self.model.observables.values()]
         self.mode = "nll" if any(n is not None for n in noises) else "wss"
         self._noise = np.array([NOISE_CODES[n] for n in noises] + [0] * self.model.n_states, dtype=np.int64)
@@ -110,6 +117,7 @@ class Problem:
             "params": params,
             "inputs": inputs,
             "engine": engine,
+            "row_parameters": row_parameters,
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -124,10 +132,10 @@ class Problem:
         codes = self._noise[self.data.obs_index]
         v = self.data.values
         for code, ok, what in (
-            (NOISE_CODES["lognormal"], v > 0, "a lognormal observable needs positive values"),
-            (NOISE_CODES["poisson"], v >= 0, "a poisson observable needs non-negative counts"),
+            (POSITIVE_CODES, v > 0, "a log-transformed (lognormal, log10normal, loglaplace, log10laplace) observable needs positive values"),
+            ((NOISE_CODES["poisson"],), v >= 0, "a poisson observable needs non-negative counts"),
         ):
-            bad = (codes == code) & ~ok
+            bad = np.isin(codes, code) & ~ok
             if bad.any():
                 row = int(np.argmax(bad))
                 raise DataError(f"data row {row}: {what}, got {v[row]:g} ({self.observables[self.data.obs_index[row]]!r})")
@@ -184,6 +192,12 @@ class Problem:
                 "y_source": jnp.asarray(c.y_source),
                 "u_fixed": jnp.asarray(c.u_fixed),
                 "u_value": jnp.asarray(c.u_value),
+                # preequilibration: only where a condition has one (the objective is unchanged otherwise)
+                **(
+                    {"pre": jnp.asarray(c.pre), **{f"pre_{k}": jnp.asarray(v) for k, v in c.pre_overrides.items()}}
+                    if c.pre is not None
+                    else {}
+                ),
             },
             "data": {
                 "cond": jnp.asarray(d.cond_index),
@@ -193,6 +207,7 @@ class Problem:
                 "sigma": jnp.asarray(d.sigma),
                 "noise": jnp.asarray(self._noise[d.obs_index]),
                 "weight": jnp.ones(d.values.shape),
+                **({"row": {k: jnp.asarray(v) for k, v in self._rows.items()}} if self._rows is not None else {}),
             },
             "priors": {
                 "index": jnp.asarray(est.prior_index),
@@ -435,10 +450,17 @@ class Problem:
 
     def predictions(self, params=None) -> pd.DataFrame:
         """The data with ``prediction`` and ``residual`` (value - prediction) columns."""
-        H = self._predict(params)
         d = self.data
         frame = d.frame.copy()
-        frame["prediction"] = H[d.cond_index, d.time_index, d.obs_index]
+        if self._rows is None:
+            H = self._predict(params)
+            frame["prediction"] = H[d.cond_index, d.time_index, d.obs_index]
+        else:  # per-measurement parameters: evaluated row by row
+            arrays, theta = self._arrays_at(params)
+            (h, _, codes, t_reached), ct = self.engine.rows(self._cm, self.settings, self.mode, theta, arrays)
+            self._record("compile_time_rows", ct)
+            self._raise_for(codes, t_reached)
+            frame["prediction"] = h
         frame["residual"] = frame["value"] - frame["prediction"]
         return frame
 

@@ -31,7 +31,18 @@ FUNCTIONS: dict[str, int] = {
     "sigmoid": 1, "softplus": 1,
     "min": 2, "max": 2, "pow": 2,
     "hill": 3,
+    # comparisons and logic give 1.0 (true) or 0.0 (false); a value is true where it is non-zero
+    "lt": 2, "le": 2, "gt": 2, "ge": 2, "eq": 2, "ne": 2, "not": 1,
+    "floor": 1, "ceil": 1, "asin": 1, "acos": 1, "atan": 1,
 }
+# name -> least number of arguments, for functions taking any number of arguments
+VARIADIC: dict[str, int] = {
+    # piecewise(v1, c1, v2, c2, ..., [otherwise]): the first v_i whose c_i is true, else
+    # `otherwise` (NaN when it is missing and no condition holds), as SBML's <piecewise>
+    "piecewise": 1,
+    "and": 1, "or": 1,
+}
+RESERVED = set(FUNCTIONS) | set(VARIADIC)
 BINARY_OPS = ("+", "-", "*", "/", "^")
 TIME = "t"
 
@@ -235,14 +246,19 @@ def check(node: Expr, where: str, names: set[str], networks: dict[str, tuple[int
     """
     if isinstance(node, Sym):
         if node.name not in names:
-            hint = " (a function needs parentheses)" if node.name in FUNCTIONS else ""
+            hint = " (a function needs parentheses)" if node.name in RESERVED else ""
             raise SpecError(f"{where}: unknown symbol {node.name!r}{hint}")
     elif isinstance(node, Call):
         if node.fn in networks:
             raise SpecError(f"{where}: network {node.fn!r} must be called with an output index, e.g. {node.fn}(...)[0]")
-        if node.fn not in FUNCTIONS:
-            raise SpecError(f"{where}: unknown function {node.fn!r}; allowed: {', '.join(sorted(FUNCTIONS))}")
-        if len(node.args) != FUNCTIONS[node.fn]:
+        if node.fn in VARIADIC:
+            if len(node.args) < VARIADIC[node.fn]:
+                raise SpecError(
+                    f"{where}: function {node.fn!r} takes at least {VARIADIC[node.fn]} argument(s), got {len(node.args)}"
+                )
+        elif node.fn not in FUNCTIONS:
+            raise SpecError(f"{where}: unknown function {node.fn!r}; allowed: {', '.join(sorted(RESERVED))}")
+        elif len(node.args) != FUNCTIONS[node.fn]:
             raise SpecError(
                 f"{where}: function {node.fn!r} takes {FUNCTIONS[node.fn]} argument(s), got {len(node.args)}"
             )

@@ -30,7 +30,7 @@ SCALES = ("lin", "log", "log10")
 INTERPOLATIONS = ("linear", "zoh", "cubic")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INITIAL_PREFIX = "initial."
-NOISE_MODELS = ("normal", "lognormal", "laplace", "poisson")
+NOISE_MODELS = ("normal", "lognormal", "laplace", "poisson", "log10normal", "loglaplace", "log10laplace")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def _check_name(name, where: str) -> str:
         raise SpecError(f"{where}: {name!r} is not a valid name (letters, digits and '_', not starting with a digit)")
     if name == _expr.TIME:
         raise SpecError(f"{where}: the name 't' is reserved for time")
-    if name in _expr.FUNCTIONS:
+    if name in _expr.RESERVED:
         raise SpecError(f"{where}: the name {name!r} is reserved for a function")
     return name
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import diffrax
+import equinox.internal as eqxi
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
@@ -144,7 +145,6 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
     nodes, weights = jnp.asarray(x), jnp.asarray(w)
     solver = make_solver(s.solver, s.rtol, s.atol)
     adjoint_solver = _WithQuadrature(solver, nodes, weights)
-    jumps = cm.jump_ts if cm.jump_ts.size else None
     chunk = int(sens.interval_steps)
     # restarts add a few steps per chunk; this bound is only reached by a solve that fails anyway
     max_chunks = -(-s.max_steps // chunk) + 2
@@ -170,7 +170,7 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
             y0=ya,
             args=(p, u),
             saveat=diffrax.SaveAt(t1=True, dense=True),
-            stepsize_controller=make_controller(s.solver, s.rtol, s.atol, jumps),
+            stepsize_controller=make_controller(s.solver, s.rtol, s.atol, cm.jumps(p)),
             max_steps=chunk,
             throw=False,
         )
@@ -218,7 +218,7 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
             args=(dense, p, u),
             saveat=diffrax.SaveAt(t1=True),
             # adjoint steps land on the forward steps, where the state's interpolant has kinks
-            stepsize_controller=make_controller(s.solver, s.rtol, s.atol, jumps, step_ts=dense.ts, norm=_lambda_norm),
+            stepsize_controller=make_controller(s.solver, s.rtol, s.atol, cm.jumps(p), step_ts=dense.ts, norm=_lambda_norm),
             max_steps=s.max_steps,
             throw=False,
         )
@@ -249,23 +249,27 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
         return lam, mu, ok & ok_fwd & ok_b
 
     @jax.custom_vjp
-    def trajectory(ts, t0, y0, p, u):
+    def trajectory(ts, t0, y0, p, u, switch):
         sol = integrate(cm, s, ts, t0, y0, p, u)
         return sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol)
 
-    def fwd(ts, t0, y0, p, u):
-        out = trajectory(ts, t0, y0, p, u)
-        return out, (ts, t0, y0, out[0], p, u)
+    def fwd(ts, t0, y0, p, u, switch):
+        out = trajectory(ts, t0, y0, p, u, switch)
+        return out, (ts, t0, y0, out[0], p, u, switch)
 
     def bwd(res, cts):
-        ts, t0, y0, ys, p, u = res
+        ts, t0, y0, ys, p, u, switch = res
         ys_bar = cts[0]
         knots = jnp.concatenate([jnp.reshape(t0, (1,)), ts])
         starts = jnp.concatenate([y0[None], ys[:-1]])
 
         def step(carry, i):
-            lam, mu, ok = carry
+            lam, mu, ok, ts_bar = carry
             lam = lam + ys_bar[i - 1]
+            # at a switch time tau of the right-hand side: dL/dtau = lambda . (f(tau-) - f(tau+))
+            tau = ts[i - 1]
+            jump = cm.rhs(eqxi.prevbefore(tau), ys[i - 1], (p, u)) - cm.rhs(eqxi.nextafter(tau), ys[i - 1], (p, u))
+            ts_bar = ts_bar.at[i - 1].set(jnp.where(switch[i - 1] > 0, jnp.dot(lam, jump), 0.0))
             ta, tb = knots[i - 1], knots[i]
             lam, mu, ok = jax.lax.cond(
                 tb > ta,
@@ -273,16 +277,38 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
                 lambda c: c,
                 (lam, mu, ok),
             )
-            return (lam, mu, ok), None
+            return (lam, mu, ok, ts_bar), None
 
-        init = (jnp.zeros_like(ys_bar[0]), jnp.zeros_like(p), jnp.asarray(True))
-        (lam, mu, ok), _ = jax.lax.scan(step, init, jnp.arange(ts.shape[0], 0, -1))
+        init = (jnp.zeros_like(ys_bar[0]), jnp.zeros_like(p), jnp.asarray(True), jnp.zeros_like(ts))
+        (lam, mu, ok, ts_bar), _ = jax.lax.scan(step, init, jnp.arange(ts.shape[0], 0, -1))
         nan = jnp.asarray(jnp.nan, p.dtype)
         dy0 = jnp.where(ok, lam, nan)
         dp = jnp.where(ok, mu, nan)
+        ts_bar = jnp.where(ok, ts_bar, nan)
         zeros = jtu.tree_map(jnp.zeros_like, u)
-        return jnp.zeros_like(ts), jnp.zeros_like(t0), dy0, dp, zeros
+        return ts_bar, jnp.zeros_like(t0), dy0, dp, zeros, jnp.zeros_like(switch)
 
     trajectory.defvjp(fwd, bwd)
-    return trajectory
+
+    def plain(ts, t0, y0, p, u):
+        return trajectory(ts, t0, y0, p, u, jnp.zeros_like(ts))
+
+    if cm.breakpoints is None:
+        return plain
+
+    def with_switches(ts, t0, y0, p, u):
+        """The switch times of the right-hand side inside (t0, ts[-1]) join the save times, so
+        that the backward pass has lambda and y there; the cotangent of such a save time is
+        the jump term, and it flows on to the parameters through ``cm.breakpoints(p)``.
+        (Switch times that coincide would each be given the whole jump: not handled.)"""
+        taus = cm.breakpoints(p)
+        active = (taus > t0) & (taus < ts[-1])
+        knots = jnp.concatenate([ts, jnp.where(active, taus, t0)])
+        order = jnp.argsort(knots, stable=True)
+        switch = jnp.concatenate([jnp.zeros_like(ts), jnp.where(active, 1.0, 0.0)])[order]
+        ys, code, reached = trajectory(knots[order], t0, y0, p, u, switch)
+        position = jnp.argsort(order)[: ts.shape[0]]
+        return ys[position], code, reached
+
+    return with_switches
 

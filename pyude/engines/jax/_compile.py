@@ -36,6 +36,12 @@ _UNARY: dict[str, Callable] = {
     "cosh": jnp.cosh,
     "sigmoid": jax.nn.sigmoid,
     "softplus": jax.nn.softplus,
+    "floor": jnp.floor,
+    "ceil": jnp.ceil,
+    "asin": jnp.arcsin,
+    "acos": jnp.arccos,
+    "atan": jnp.arctan,
+    "not": lambda a: jnp.where(a == 0, 1.0, 0.0),
 }
 
 
@@ -44,7 +50,33 @@ def _hill(x, k, n):
     return xn / (k**n + xn)
 
 
-_NARY: dict[str, Callable] = {"min": jnp.minimum, "max": jnp.maximum, "pow": jnp.power, "hill": _hill}
+def _truth(x) -> Any:
+    return jnp.where(x, 1.0, 0.0)
+
+
+def _piecewise(*a):
+    # the first value whose condition holds: built from the last piece backwards
+    out = a[-1] if len(a) % 2 == 1 else jnp.asarray(jnp.nan)
+    for v, c in reversed(list(zip(a[0:-1:2], a[1::2]))):
+        out = jnp.where(c != 0, v, out)
+    return out
+
+
+_NARY: dict[str, Callable] = {
+    "min": jnp.minimum,
+    "max": jnp.maximum,
+    "pow": jnp.power,
+    "hill": _hill,
+    "lt": lambda a, b: _truth(a < b),
+    "le": lambda a, b: _truth(a <= b),
+    "gt": lambda a, b: _truth(a > b),
+    "ge": lambda a, b: _truth(a >= b),
+    "eq": lambda a, b: _truth(a == b),
+    "ne": lambda a, b: _truth(a != b),
+    "and": lambda *a: _truth(jnp.all(jnp.stack([x != 0 for x in a]))),
+    "or": lambda *a: _truth(jnp.any(jnp.stack([x != 0 for x in a]))),
+    "piecewise": _piecewise,
+}
 
 ACTIVATIONS: dict[str, Callable] = {
     "tanh": jnp.tanh,
@@ -143,6 +175,16 @@ class CompiledModel:
     observe: Callable | None = None  # (t, y, args) -> declared observables h, in spec order
     sigma: Callable | None = None  # p -> their noise scales (1 where none is declared)
     cache: dict = field(default_factory=dict)
+    # p -> times where the right-hand side switches (piecewise on t), or None: jump times too
+    breakpoints: Callable | None = None
+
+    def jumps(self, p):
+        """Every jump time for parameters ``p`` (None if there are none): input knots and switch times."""
+        static = self.jump_ts if self.jump_ts.size else None
+        if self.breakpoints is None:
+            return static
+        dynamic = self.breakpoints(p)
+        return dynamic if static is None else jnp.concatenate([jnp.asarray(static, dynamic.dtype), dynamic])
 
     @property
     def states(self) -> list[str]:
@@ -238,4 +280,66 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
     inputs = tuple(input_data(u) for u in model.inputs.values())
     knots = [u.times for u in model.inputs.values()]
     jump_ts = np.unique(np.concatenate(knots)) if knots else np.zeros((0,))
-    return CompiledModel(model, rhs, initial, inputs, jump_ts, observe, sigma)
+    rhs_exprs = list(model.equations.values()) if model.equations is not None else [
+        e for r in model.reactions for e in (r.rate, r.reverse_rate) if e is not None
+    ]
+    switches = _time_switches(rhs_exprs, set(model.parameters))
+    breakpoints = None
+    if switches:
+
+        def breakpoints(p):
+            # d(t) = a - b is affine in t: its root is -d(0) / (d(1) - d(0))
+            at = [_Evaluator({**{n: p[i] for n, i in param_index.items()}, _expr.TIME: jnp.asarray(v, p.dtype)}, {})
+                  for v in (0.0, 1.0)]
+            d0 = jnp.stack([at[0](d) for d in switches])
+            d1 = jnp.stack([at[1](d) for d in switches])
+            slope = d1 - d0
+            tau = -d0 / jnp.where(slope == 0, 1.0, slope)
+            return jnp.where((slope != 0) & jnp.isfinite(tau), tau, jnp.inf).astype(p.dtype)
+
+    return CompiledModel(model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints)
+
+
+_COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+
+
+def _time_switches(exprs: list[Expr], params: set[str]) -> list[Expr]:
+    """``a - b`` for every comparison ``cmp(a, b)`` that depends on time ``t`` affinely and
+    otherwise on parameters only: the right-hand side switches where it is zero, so
+    its root is a jump time of the step-size controller (a switch is never stepped over).
+    Comparisons of other forms (on states, or not affine in t) get no jump time."""
+    out: list[Expr] = []
+
+    def visit(node: Expr) -> None:
+        if isinstance(node, Call) and node.fn in _COMPARISONS:
+            d = Op("-", (node.args[0], node.args[1]))
+            names = _expr.symbols(d)
+            if _expr.TIME in names and names <= params | {_expr.TIME} and _affine_in_t(d) and d not in out:
+                out.append(d)
+        if isinstance(node, (Op, Call, _expr.NetCall)):
+            for a in node.args:
+                visit(a)
+
+    for e in exprs:
+        visit(e)
+    return out
+
+
+def _affine_in_t(node: Expr) -> bool:
+    """True if ``node`` is ``c1 * t + c0`` with c0, c1 free of t (checked on the tree's form)."""
+    has_t = _expr.TIME in _expr.symbols(node)
+    if not has_t:
+        return True
+    if isinstance(node, Sym):
+        return True
+    if isinstance(node, Op):
+        if node.op in ("+", "-"):
+            return all(_affine_in_t(a) for a in node.args)
+        if node.op == "neg":
+            return _affine_in_t(node.args[0])
+        if node.op == "*":
+            free = [_expr.TIME not in _expr.symbols(a) for a in node.args]
+            return any(free) and all(_affine_in_t(a) for a in node.args)
+        if node.op == "/":
+            return _expr.TIME not in _expr.symbols(node.args[1]) and _affine_in_t(node.args[0])
+    return False

@@ -147,6 +147,12 @@ class JaxEngine:
         out, ct = self.call_compiled(cm, ("predict", s, mode), fns["predict"], theta, arrays)
         return tuple(np.asarray(x) for x in out), ct
 
+    def rows(self, cm: CompiledModel, s: Settings, mode: str, theta, arrays):
+        """``((h, sigma, codes, t_reached), compile seconds)``: prediction and noise scale of every data row."""
+        fns = objective_fns(cm, s, None, mode)
+        out, ct = self.call_compiled(cm, ("rows", s, mode), fns["rows"], theta, arrays)
+        return tuple(np.asarray(x) for x in out), ct
+
     @staticmethod
     def raise_for_result(code: int, t_reached: float, t_end: float, s: Settings) -> None:
         raise_for_result(code, t_reached, t_end, s.solver, s.max_steps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import diffrax
+import jax.numpy as jnp
 
 from ..._errors import SolverError
 from ._compile import CompiledModel
@@ -40,7 +41,7 @@ def integrate(
     """
     term = diffrax.ODETerm(cm.rhs)
     solver = make_solver(s.solver, s.rtol, s.atol)
-    controller = make_controller(s.solver, s.rtol, s.atol, cm.jump_ts if cm.jump_ts.size else None)
+    controller = make_controller(s.solver, s.rtol, s.atol, cm.jumps(p))
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)], dense=dense)
     kwargs = {} if adjoint is None else {"adjoint": adjoint}
     return diffrax.diffeqsolve(
@@ -59,7 +60,43 @@ def integrate(
     )
 
 
+# a preequilibration that ended without reaching a steady state (not a diffrax code)
+NO_STEADY_STATE = 101
 _CODE_NAMES = {int(item._value): name for name, item in diffrax.RESULTS._name_to_item.items()}
+_CODE_NAMES[NO_STEADY_STATE] = "no_steady_state"
+# how long a preequilibration may run (in the model's time unit) before it is a failure
+STEADY_STATE_HORIZON = 1e9
+
+
+def steady_state(cm: CompiledModel, s: Settings, t0, y0, p, u, active, *, adjoint=None):
+    """``(y, code)``: the state where ``||f(t, y)|| < atol + rtol ||y||`` (rms norms, the
+    solver's tolerances), run from ``y0`` at ``t0``; ``code`` is 0 on success, else
+    :data:`NO_STEADY_STATE` or the solver's failure. Where ``active`` is false nothing is
+    integrated and ``y0`` comes back."""
+    term = diffrax.ODETerm(cm.rhs)
+    t1 = jnp.where(active, t0 + STEADY_STATE_HORIZON, t0)
+    sol = diffrax.diffeqsolve(
+        term,
+        make_solver(s.solver, s.rtol, s.atol),
+        t0=t0,
+        t1=t1,
+        dt0=None,
+        y0=y0,
+        args=(p, u),
+        saveat=diffrax.SaveAt(t1=True),
+        stepsize_controller=make_controller(s.solver, s.rtol, s.atol, cm.jumps(p)),
+        event=diffrax.Event(diffrax.steady_state_event()),
+        max_steps=s.max_steps,
+        throw=False,
+        **({} if adjoint is None else {"adjoint": adjoint}),
+    )
+    reached = sol.result == diffrax.RESULTS.event_occurred
+    code = jnp.where(
+        reached | ~active,
+        0.0,
+        jnp.where(sol.result == diffrax.RESULTS.successful, float(NO_STEADY_STATE), jnp.asarray(sol.result._value, float)),
+    )
+    return jnp.where(active, sol.ys[0], y0), code
 
 
 def result_name(code) -> str:
@@ -71,7 +108,9 @@ def raise_for_result(code, t_reached: float, t_end: float, solver: str, max_step
     if int(code) == 0:
         return
     name = result_name(code)
-    if name == "max_steps_reached":
+    if name == "no_steady_state":
+        hint = "the preequilibration did not settle within {:g} time units; check its condition".format(STEADY_STATE_HORIZON)
+    elif name == "max_steps_reached":
         if solver in STIFF:
             hint = f"increase max_steps (now {max_steps}) or loosen rtol/atol"
         else:

@@ -7,18 +7,40 @@ Noise models, for a measurement $y$ of an observable with prediction $h$ and sca
 * lognormal: $\tfrac12\log(2\pi\sigma^2 y^2) + \tfrac12\big((\log y-\log h)/\sigma\big)^2$
 * laplace: $\log(2\sigma) + |y-h|/\sigma$
 * poisson: $h - y\log h + \log\Gamma(y+1)$
+* log10normal: $\tfrac12\log(2\pi\sigma^2 y^2\ln^2 10) + \tfrac12\big((\log_{10} y-\log_{10} h)/\sigma\big)^2$
+* loglaplace: $\log(2\sigma y) + |\log y-\log h|/\sigma$
+* log10laplace: $\log(2\sigma y\ln 10) + |\log_{10} y-\log_{10} h|/\sigma$
+
+(the log-transformed models are PEtab's ``observableTransformation`` log/log10 with
+normal/laplace noise, Jacobian term included).
 
 Without any noise model the objective is $\sum_k ((y_k-h_k)/\sigma_k)^2$ (``mode="wss"``).
 Priors add $-\log\pi(p)$ (normal on $p$, lognormal on $\log p$, with constants), and
 ``l2`` adds $\lambda\sum w^2$ over the estimated network weights and biases. Under
 multiple shooting (``arrays["shooting"]``) theta also carries the segment start states
 and the continuity penalty is added (see :class:`pyude.MultipleShooting`).
+
+Optional arrays (absent: the objective is exactly the one without them):
+
+* ``arrays["data"]["row"]``: per-measurement parameter overrides (PEtab's
+  ``observableParameters``/``noiseParameters``). ``index`` (R,) are positions in p;
+  for data row k, ``p[index[j]]`` is ``value[k, j]`` where ``fixed[k, j]``, else
+  ``p[source[k, j]]`` (p of the row's condition). h and sigma are then evaluated per
+  data row at that row's state, time and parameters, instead of being gathered from
+  the per-(condition, time) table.
+* ``arrays["cond"]["pre"]`` (C,) and ``pre_p_fixed, pre_p_value, pre_p_source,
+  pre_y_fixed, pre_y_value, pre_y_source`` (same layout as the condition's own
+  overrides): preequilibration. Where ``pre``, the model is first run from t0 to a
+  steady state under the preequilibration overrides (stopped when
+  ``||f|| < atol + rtol ||y||``; failing to get there is an error), and the condition
+  starts from that state, except for the states its own overrides set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
@@ -27,24 +49,41 @@ from ..._sensitivity import AbstractSensitivity, Checkpoint, Forward
 from ._compile import CompiledModel
 from ._gradient import _trajectory
 from ._inputs import InputData
-from ._integrate import Settings
+from ._integrate import Settings, steady_state
 
-NOISE_CODES = {None: 0, "normal": 1, "lognormal": 2, "laplace": 3, "poisson": 4}
+NOISE_CODES = {
+    None: 0, "normal": 1, "lognormal": 2, "laplace": 3, "poisson": 4,
+    "log10normal": 5, "loglaplace": 6, "log10laplace": 7,
+}
+# noise models whose measurements must be positive
+POSITIVE_CODES = (2, 5, 6, 7)
 _LOG_2PI = float(jnp.log(2 * jnp.pi))
+_LN10 = float(jnp.log(10.0))
 
 
 def nll_terms(code, y, h, sigma):
     """Per-measurement negative log-likelihood (code 0 counts as normal)."""
-    positive = (code == 2) | (code == 4)
+    logged = (code == 2) | (code >= 5)
+    positive = logged | (code == 4)
     # keep the log branches finite where they are not selected: NaN * 0 is NaN in the gradient
     h_log = jnp.log(jnp.where(positive, h, 1.0))
-    y_log = jnp.log(jnp.where(code == 2, y, 1.0))
+    y_log = jnp.log(jnp.where(logged, y, 1.0))
     r = (y - h) / sigma
     normal = 0.5 * (_LOG_2PI + 2 * jnp.log(sigma)) + 0.5 * r**2
     lognormal = 0.5 * (_LOG_2PI + 2 * jnp.log(sigma) + 2 * y_log) + 0.5 * ((y_log - h_log) / sigma) ** 2
     laplace = jnp.log(2 * sigma) + jnp.abs(r)
     poisson = jnp.where(positive, h, 0.0) - y * h_log + jsp.gammaln(y + 1)
-    return jnp.select([code == 2, code == 3, code == 4], [lognormal, laplace, poisson], normal)
+    log10normal = (
+        0.5 * (_LOG_2PI + 2 * jnp.log(sigma) + 2 * y_log + 2 * jnp.log(_LN10))
+        + 0.5 * ((y_log - h_log) / (_LN10 * sigma)) ** 2
+    )
+    loglaplace = jnp.log(2 * sigma) + y_log + jnp.abs(y_log - h_log) / sigma
+    log10laplace = jnp.log(2 * sigma) + y_log + jnp.log(_LN10) + jnp.abs(y_log - h_log) / (_LN10 * sigma)
+    return jnp.select(
+        [code == 2, code == 3, code == 4, code == 5, code == 6, code == 7],
+        [lognormal, laplace, poisson, log10normal, loglaplace, log10laplace],
+        normal,
+    )
 
 
 def _from_scale(theta, scale):
@@ -94,29 +133,45 @@ def _segments(trajectory: Callable, ms, ts, t0, y0, starts, p, u):
     return ys, code, t_reached, jnp.sum((ends - starts) ** 2)
 
 
-def _predict_all(cm: CompiledModel, trajectory: Callable):
-    """``(z, a, starts) -> (H (C, T, n_obs), sigma (C, n_obs), codes (C,), t_reached (C,), gap (C,))``.
+def _predict_all(cm: CompiledModel, trajectory: Callable, steady: Callable | None = None):
+    """``(z, a, starts) -> (H (C, T, n_obs), sigma (C, n_obs), codes (C,), t_reached (C,), gap (C,),
+    ys (C, T, n), p (C, n_p), u)``: ``ys``, ``p`` and ``u`` are each condition's states,
+    parameters and inputs (for per-measurement evaluation).
 
     ``starts`` (C, K-1, n_states): the segment start states under multiple shooting, or None.
+    ``steady``: ``(t0, y0, p, u, active) -> (y, code)``, the preequilibration's steady state.
     """
     n_p = cm.model.n_params
 
-    def per_condition(p, y0_est, c, a, starts):
-        p_c = jnp.where(c["p_fixed"], c["p_value"], p[c["p_source"]])
+    def initial(p_c, y0_est, a, fixed, value, source):
         y0 = cm.initial(p_c)
         y0 = jnp.where(a["y0_fixed"], a["y0_value"], y0)
         y0 = jnp.where(a["y0_estimated"], y0_est, y0)
-        y0 = jnp.where(c["y_fixed"], c["y_value"], y0)
-        y0 = jnp.where(c["y_source"] >= 0, p_c[jnp.maximum(c["y_source"], 0)], y0)
+        y0 = jnp.where(fixed, value, y0)
+        return jnp.where(source >= 0, p_c[jnp.maximum(source, 0)], y0)
+
+    def per_condition(p, y0_est, c, a, starts):
+        p_c = jnp.where(c["p_fixed"], c["p_value"], p[c["p_source"]])
+        y0 = initial(p_c, y0_est, a, c["y_fixed"], c["y_value"], c["y_source"])
         u_c = _override_inputs(a["u"], c["u_fixed"], c["u_value"])
+        pre_code = jnp.zeros(())
+        if "pre" in c:
+            p_pre = jnp.where(c["pre_p_fixed"], c["pre_p_value"], p[c["pre_p_source"]])
+            y_pre = initial(p_pre, y0_est, a, c["pre_y_fixed"], c["pre_y_value"], c["pre_y_source"])
+            y_ss, pre_code = steady(a["t0"], y_pre, p_pre, u_c, c["pre"])
+            # the condition's own state overrides are applied after the preequilibration
+            reset = c["y_fixed"] | (c["y_source"] >= 0)
+            y0 = jnp.where(c["pre"] & ~reset, y_ss, y0)
         if starts is None:
             ys, code, t_reached = trajectory(a["ts"], a["t0"], y0, p_c, u_c)
             gap = jnp.zeros(())
         else:
             ys, code, t_reached, gap = _segments(trajectory, a["shooting"], a["ts"], a["t0"], y0, starts, p_c, u_c)
+        code = jnp.where(pre_code != 0, pre_code, code)
+        t_reached = jnp.where(pre_code != 0, a["t0"], t_reached)
         H = jax.vmap(lambda t, y: jnp.concatenate([cm.observe(t, y, (p_c, u_c)), y]))(a["ts"], ys)
         sig = jnp.concatenate([cm.sigma(p_c), jnp.ones_like(y0)])
-        return H, sig, code, t_reached, gap
+        return H, sig, code, t_reached, gap, ys, p_c, u_c
 
     def predict(z, a, starts=None):
         p, y0_est = z[:n_p], z[n_p:]
@@ -131,6 +186,18 @@ def _predict_all(cm: CompiledModel, trajectory: Callable):
     return predict
 
 
+def _steady(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
+    """The preequilibration solve, differentiated through its steps: forward mode for
+    :class:`Forward`, reverse mode otherwise (also under :class:`Adjoint`: its output is the
+    start state of the adjoint-differentiated solve)."""
+    adjoint = diffrax.ForwardMode() if isinstance(sens, Forward) else diffrax.RecursiveCheckpointAdjoint()
+
+    def steady(t0, y0, p, u, active):
+        return steady_state(cm, s, t0, y0, p, u, active, adjoint=adjoint)
+
+    return steady
+
+
 def _split_shooting(theta, a):
     """``(theta, starts)``: under multiple shooting theta carries every condition's segment
     start states after the estimated entries; ``starts`` are those of the conditions in ``a``."""
@@ -142,16 +209,40 @@ def _split_shooting(theta, a):
     return theta[:n_theta], starts
 
 
-def _objective(cm: CompiledModel, trajectory: Callable, mode: str):
-    predict = _predict_all(cm, trajectory)
+def _measured(cm: CompiledModel, out, a):
+    """``(h, sigma)`` of every data row from the output of ``predict``: gathered from the
+    (condition, time) table, or evaluated per row with the row's parameter overrides."""
+    H, SIG, _, _, _, ys, P, U = out
+    d = a["data"]
+    if "row" not in d:
+        h = H[d["cond"], d["time"], d["obs"]]
+        sigma = SIG[d["cond"], d["obs"]]
+    else:
+        r = d["row"]
+
+        def one(c, i, o, fixed, value, source):
+            p = P[c]
+            p = p.at[r["index"]].set(jnp.where(fixed, value, p[source]))
+            u = jax.tree.map(lambda x: x[c], U)
+            y = ys[c, i]
+            hs = jnp.concatenate([cm.observe(a["ts"][i], y, (p, u)), y])
+            sg = jnp.concatenate([cm.sigma(p), jnp.ones_like(y)])
+            return hs[o], sg[o]
+
+        h, sigma = jax.vmap(one)(d["cond"], d["time"], d["obs"], r["fixed"], r["value"], r["source"])
+    return h, jnp.where(jnp.isnan(d["sigma"]), sigma, d["sigma"])
+
+
+def _objective(cm: CompiledModel, trajectory: Callable, mode: str, steady: Callable | None = None):
+    predict = _predict_all(cm, trajectory, steady)
 
     def objective(theta, a):
         theta, starts = _split_shooting(theta, a)
         z = _z_of(theta, a)
-        H, SIG, codes, t_reached, gap = predict(z, a, starts)
+        out = predict(z, a, starts)
+        _, _, codes, t_reached, gap = out[:5]
         d = a["data"]
-        h = H[d["cond"], d["time"], d["obs"]]
-        sigma = jnp.where(jnp.isnan(d["sigma"]), SIG[d["cond"], d["obs"]], d["sigma"])
+        h, sigma = _measured(cm, out, a)
         if mode == "wss":
             data_term = jnp.sum(d["weight"] * ((d["value"] - h) / sigma) ** 2)
         else:
@@ -182,13 +273,21 @@ def objective_fns(cm: CompiledModel, s: Settings, sens: AbstractSensitivity | No
     if fns is not None:
         return fns
     no_grad = _trajectory(cm, s, Checkpoint())
-    predict = _predict_all(cm, no_grad)
+    steady_plain = _steady(cm, s, Checkpoint())
+    predict = _predict_all(cm, no_grad, steady_plain)
+
+    def rows(theta, a):
+        out = predict(_z_of(theta, a), a)
+        h, sigma = _measured(cm, out, a)
+        return h, sigma, out[2], out[3]
+
     fns = {
-        "value": jax.jit(_objective(cm, no_grad, mode)),
+        "value": jax.jit(_objective(cm, no_grad, mode, steady_plain)),
         "predict": jax.jit(lambda theta, a: predict(_z_of(theta, a), a)[:4]),
+        "rows": jax.jit(rows),
     }
     if sens is not None:
-        objective = _objective(cm, _trajectory(cm, s, sens), mode)
+        objective = _objective(cm, _trajectory(cm, s, sens), mode, _steady(cm, s, sens))
         if isinstance(sens, Forward):
 
             def vg(theta, a):

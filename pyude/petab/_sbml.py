@@ -1,0 +1,442 @@
+r"""SBML (read with python-libsbml) -> the pyude model spec.
+
+The math of the SBML file is walked node by node into the spec's own expression
+trees (:mod:`pyude.spec._expr`); nothing is evaluated. The conversion:
+
+* **states**: species that are not the target of an assignment rule, and
+  parameters (or species) with a rate rule. A species in a compartment of size
+  $V$ is a concentration $c = n/V$ unless ``hasOnlySubstanceUnits`` (then an amount
+  $n$); its symbol in the math means the same quantity, as in SBML.
+* **right-hand sides**: $\dot c_i = \tfrac{1}{V_i}\sum_j s_{ij} v_j$ (amount
+  species: without $1/V_i$) over the reactions' kinetic laws $v_j$ (amount per
+  time; local parameters replaced by their values); a rate rule gives
+  $\dot x$ directly; boundary and constant species have $\dot x = 0$.
+* **parameters**: constant parameters and compartment sizes (constant).
+* **assignment rules** are substituted into every expression that uses their target
+  (recursively); **function definitions** are inlined; **initial assignments** and
+  initial values become the spec's ``initial`` expressions of parameters (other
+  species' initial values and assignment rules at $t = 0$ substituted).
+
+Refused by name (``PetabError`` naming the file and the id): events, algebraic
+rules, delays, non-constant compartments, variable stoichiometry, fast
+reactions, ``csymbol`` avogadro/rateOf, and math the spec cannot express.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..spec import _expr
+from ..spec._expr import Call, Expr, NetCall, Num, Op, Sym
+from ._errors import PetabError
+
+_TIME = Sym(_expr.TIME)
+
+
+def _libsbml():
+    try:
+        import libsbml
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise PetabError(
+            "reading SBML needs python-libsbml: pip install 'pyude[petab]'"
+        ) from None
+    return libsbml
+
+
+def substitute(node: Expr, env: dict[str, Expr]) -> Expr:
+    """``node`` with every symbol in ``env`` replaced by its tree (one pass)."""
+    if isinstance(node, Sym):
+        return env.get(node.name, node)
+    if isinstance(node, Op):
+        return Op(node.op, tuple(substitute(a, env) for a in node.args))
+    if isinstance(node, Call):
+        return Call(node.fn, tuple(substitute(a, env) for a in node.args))
+    if isinstance(node, NetCall):
+        return NetCall(node.net, tuple(substitute(a, env) for a in node.args), node.index)
+    return node
+
+
+def _simplify(node: Expr) -> Expr:
+    """Fold ``x * 1``, ``x / 1``, ``x + 0`` and numeric subtrees (keeps trees small)."""
+    if isinstance(node, Op):
+        args = tuple(_simplify(a) for a in node.args)
+        if all(isinstance(a, Num) for a in args):
+            v = [a.value for a in args]
+            try:
+                out = {"neg": lambda: -v[0], "+": lambda: v[0] + v[1], "-": lambda: v[0] - v[1],
+                       "*": lambda: v[0] * v[1], "/": lambda: v[0] / v[1], "^": lambda: v[0] ** v[1]}[node.op]()
+                if isinstance(out, float) and math.isfinite(out):
+                    return Num(out)
+            except (ZeroDivisionError, OverflowError, TypeError):
+                pass
+        if node.op == "*":
+            if isinstance(args[0], Num) and args[0].value == 1.0:
+                return args[1]
+            if isinstance(args[1], Num) and args[1].value == 1.0:
+                return args[0]
+        if node.op == "/" and isinstance(args[1], Num) and args[1].value == 1.0:
+            return args[0]
+        if node.op == "+" and isinstance(args[1], Num) and args[1].value == 0.0:
+            return args[0]
+        return Op(node.op, args)
+    if isinstance(node, Call):
+        return Call(node.fn, tuple(_simplify(a) for a in node.args))
+    return node
+
+
+@dataclass
+class SbmlModel:
+    """The spec of an SBML model and what PEtab needs to know about its ids."""
+
+    spec: dict
+    states: list[str]
+    parameters: dict[str, float]  # constant parameters and compartment sizes
+    compartments: set[str]
+    species: set[str]
+    rules: dict[str, Expr]  # assignment rules, fully substituted (may depend on t, states, parameters)
+    rename: dict[str, str] = field(default_factory=dict)  # SBML id -> spec name, where they differ
+
+    def name(self, sbml_id: str) -> str:
+        return self.rename.get(sbml_id, sbml_id)
+
+
+class _Reader:
+    def __init__(self, path: Path):
+        self.path = path
+        libsbml = _libsbml()
+        self.L = libsbml
+        doc = libsbml.readSBMLFromFile(str(path))
+        errors = [
+            doc.getError(i) for i in range(doc.getNumErrors())
+            if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR
+        ]
+        if errors:
+            raise PetabError(f"{path}: invalid SBML: {errors[0].getMessage().strip()}")
+        self.model = doc.getModel()
+        if self.model is None:
+            raise PetabError(f"{path}: the SBML document has no model")
+        self.functions: dict[str, tuple[list[str], object]] = {}
+        for fd in self.model.getListOfFunctionDefinitions():
+            lam = fd.getMath()
+            args = [lam.getChild(i).getName() for i in range(lam.getNumBvars())]
+            self.functions[fd.getId()] = (args, lam.getChild(lam.getNumChildren() - 1))
+
+    def refuse(self, what: str, ident: str = "") -> PetabError:
+        return PetabError(f"{self.path}: {what}{f' ({ident!r})' if ident else ''} is not supported")
+
+    # ------------------------------------------------------------------- math
+    def math(self, ast, where: str, local: dict[str, Expr] | None = None) -> Expr:
+        if ast is None:
+            raise PetabError(f"{self.path}: {where} has no math")
+        return _simplify(self._node(ast, where, local or {}))
+
+    def _node(self, a, where: str, local: dict[str, Expr]) -> Expr:  # noqa: C901 - one case per MathML element
+        L = self.L
+        t = a.getType()
+        kids = [self._node(a.getChild(i), where, local) for i in range(a.getNumChildren())]
+        if t == L.AST_INTEGER:
+            return Num(float(a.getInteger()))
+        if t in (L.AST_REAL, L.AST_REAL_E, L.AST_RATIONAL):
+            v = a.getReal()
+            if not math.isfinite(v):
+                raise PetabError(f"{self.path}: {where}: non-finite number {v} is not supported")
+            return Num(float(v))
+        if t == L.AST_NAME:
+            name = a.getName()
+            return local.get(name, Sym(name))
+        if t == L.AST_NAME_TIME:
+            return _TIME
+        if t == L.AST_CONSTANT_PI:
+            return Num(math.pi)
+        if t == L.AST_CONSTANT_E:
+            return Num(math.e)
+        if t == L.AST_CONSTANT_TRUE:
+            return Num(1.0)
+        if t == L.AST_CONSTANT_FALSE:
+            return Num(0.0)
+        if t == L.AST_PLUS:
+            if not kids:
+                return Num(0.0)
+            out = kids[0]
+            for k in kids[1:]:
+                out = Op("+", (out, k))
+            return out
+        if t == L.AST_TIMES:
+            if not kids:
+                return Num(1.0)
+            out = kids[0]
+            for k in kids[1:]:
+                out = Op("*", (out, k))
+            return out
+        if t == L.AST_MINUS:
+            return Op("neg", (kids[0],)) if len(kids) == 1 else Op("-", (kids[0], kids[1]))
+        if t == L.AST_DIVIDE:
+            return Op("/", (kids[0], kids[1]))
+        if t in (L.AST_POWER, L.AST_FUNCTION_POWER):
+            return Op("^", (kids[0], kids[1]))
+        if t == L.AST_FUNCTION_ROOT:
+            if len(kids) == 1:
+                return Call("sqrt", (kids[0],))
+            return Op("^", (kids[1], Op("/", (Num(1.0), kids[0]))))
+        if t == L.AST_FUNCTION_LOG:
+            if len(kids) == 1:
+                return Call("log10", (kids[0],))
+            base, x = kids
+            if isinstance(base, Num) and base.value == 10.0:
+                return Call("log10", (x,))
+            return Op("/", (Call("log", (x,)), Call("log", (base,))))
+        simple = {
+            L.AST_FUNCTION_EXP: "exp", L.AST_FUNCTION_LN: "log", L.AST_FUNCTION_ABS: "abs",
+            L.AST_FUNCTION_SIN: "sin", L.AST_FUNCTION_COS: "cos", L.AST_FUNCTION_TAN: "tan",
+            L.AST_FUNCTION_SINH: "sinh", L.AST_FUNCTION_COSH: "cosh", L.AST_FUNCTION_TANH: "tanh",
+            L.AST_FUNCTION_FLOOR: "floor", L.AST_FUNCTION_CEILING: "ceil",
+            L.AST_FUNCTION_ARCSIN: "asin", L.AST_FUNCTION_ARCCOS: "acos", L.AST_FUNCTION_ARCTAN: "atan",
+            L.AST_LOGICAL_NOT: "not",
+            L.AST_RELATIONAL_LT: "lt", L.AST_RELATIONAL_LEQ: "le", L.AST_RELATIONAL_GT: "gt",
+            L.AST_RELATIONAL_GEQ: "ge", L.AST_RELATIONAL_EQ: "eq", L.AST_RELATIONAL_NEQ: "ne",
+        }
+        if t in simple:
+            fn = simple[t]
+            if fn in ("lt", "le", "gt", "ge", "eq") and len(kids) > 2:
+                # n-ary relation: a < b < c means (a < b) and (b < c)
+                return Call("and", tuple(Call(fn, (kids[i], kids[i + 1])) for i in range(len(kids) - 1)))
+            return Call(fn, tuple(kids))
+        if t in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR):
+            fn = "and" if t == L.AST_LOGICAL_AND else "or"
+            if not kids:
+                return Num(1.0 if fn == "and" else 0.0)
+            return Call(fn, tuple(kids))
+        if t == L.AST_FUNCTION_PIECEWISE:
+            return Call("piecewise", tuple(kids))
+        if t == L.AST_FUNCTION:
+            name = a.getName()
+            if name not in self.functions:
+                raise PetabError(f"{self.path}: {where}: unknown function {name!r}")
+            args, body = self.functions[name]
+            if len(args) != len(kids):
+                raise PetabError(f"{self.path}: {where}: function {name!r} takes {len(args)} argument(s), got {len(kids)}")
+            # the body sees only its arguments (SBML function definitions are closed)
+            return self._node(body, f"{where} (function {name!r})", dict(zip(args, kids)))
+        if t == L.AST_FUNCTION_DELAY:
+            raise self.refuse(f"{where}: delay()")
+        names = {v: k for k, v in vars(L).items() if k.startswith("AST_") and isinstance(v, int)}
+        raise self.refuse(f"{where}: MathML element {names.get(t, t)} ({a.getName() or ''})")
+
+
+def _reserved(name: str) -> bool:
+    return name == _expr.TIME or name in _expr.RESERVED
+
+
+def read_sbml(path: str | Path) -> SbmlModel:
+    """Convert an SBML file into a spec dict (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PetabError(f"SBML file {str(path)!r} not found")
+    r = _Reader(path)
+    L, m = r.L, r.model
+
+    if m.getNumEvents():
+        raise r.refuse("events", m.getEvent(0).getId())
+    if m.getNumConstraints():
+        raise r.refuse("constraints", m.getConstraint(0).getMetaId() or "")
+    for i in range(m.getNumRules()):
+        rule = m.getRule(i)
+        if rule.isAlgebraic():
+            raise r.refuse("algebraic rules", rule.getMetaId() or f"rule {i}")
+    if m.getPlugin("comp") is not None and m.getPlugin("comp").getNumSubmodels():
+        raise r.refuse("hierarchical models (comp)")
+
+    rename: dict[str, str] = {}
+    used = {c.getId() for c in m.getListOfCompartments()} | {s.getId() for s in m.getListOfSpecies()} | {
+        p.getId() for p in m.getListOfParameters()} | {x.getId() for x in m.getListOfReactions()}
+    for ident in sorted(used):
+        if _reserved(ident):
+            new = ident + "_"
+            while new in used or _reserved(new):
+                new += "_"
+            rename[ident] = new
+
+    def nm(ident: str) -> str:
+        return rename.get(ident, ident)
+
+    def rn(node: Expr) -> Expr:
+        return substitute(node, {k: Sym(v) for k, v in rename.items()}) if rename else node
+
+    # --------------------------------------------------------- rules
+    assignment: dict[str, Expr] = {}
+    rate: dict[str, Expr] = {}
+    for i in range(m.getNumRules()):
+        rule = m.getRule(i)
+        var = rule.getVariable()
+        node = rn(r.math(rule.getMath(), f"rule for {var!r}"))
+        if rule.isAssignment():
+            assignment[nm(var)] = node
+        elif rule.isRate():
+            rate[nm(var)] = node
+
+    # --------------------------------------------------------- compartments
+    compartments: dict[str, float] = {}
+    for c in m.getListOfCompartments():
+        if not c.getConstant() or nm(c.getId()) in rate:
+            raise r.refuse("non-constant compartments", c.getId())
+        if nm(c.getId()) in assignment:
+            raise r.refuse("compartments set by an assignment rule", c.getId())
+        compartments[nm(c.getId())] = c.getSize() if c.isSetSize() else 1.0
+
+    # --------------------------------------------------------- parameters
+    parameters: dict[str, float] = dict(compartments)
+    param_states: list[str] = []
+    for p in m.getListOfParameters():
+        pid = nm(p.getId())
+        if pid in assignment:
+            continue
+        if pid in rate:
+            param_states.append(pid)  # its SBML value is its initial value (set below)
+        else:
+            parameters[pid] = float(p.getValue() if p.isSetValue() else 0.0)
+
+    # --------------------------------------------------------- species
+    species_ids: list[str] = []
+    amount: dict[str, bool] = {}
+    comp_of: dict[str, str] = {}
+    init: dict[str, Expr] = {}
+    for s in m.getListOfSpecies():
+        sid = nm(s.getId())
+        species_ids.append(sid)
+        amount[sid] = bool(s.getHasOnlySubstanceUnits())
+        comp_of[sid] = nm(s.getCompartment())
+        V = Sym(comp_of[sid])
+        if s.isSetInitialConcentration():
+            c0 = Num(float(s.getInitialConcentration()))
+            init[sid] = Op("*", (c0, V)) if amount[sid] else c0
+        elif s.isSetInitialAmount():
+            n0 = Num(float(s.getInitialAmount()))
+            init[sid] = n0 if amount[sid] else Op("/", (n0, V))
+        else:
+            init[sid] = Num(0.0)
+    for p in m.getListOfParameters():
+        pid = nm(p.getId())
+        if pid in rate:
+            init[pid] = Num(float(p.getValue() if p.isSetValue() else 0.0))
+    for ia in m.getListOfInitialAssignments():
+        sym = nm(ia.getSymbol())
+        node = rn(r.math(ia.getMath(), f"initial assignment of {ia.getSymbol()!r}"))
+        if sym in compartments:
+            raise r.refuse("initial assignments to compartments", ia.getSymbol())
+        if sym in parameters:
+            # a parameter computed from others: an assignment rule at t0 (constant in time)
+            assignment[sym] = node
+            del parameters[sym]
+        else:
+            init[sym] = node
+
+    states = [s for s in species_ids if s not in assignment] + param_states
+    species_set = set(species_ids)
+
+    # assignment rules substituted into each other until they are closed
+    rules = _close(assignment, r)
+
+    # --------------------------------------------------------- reactions
+    rhs: dict[str, Expr | None] = {s: None for s in states}
+
+    def add(sid: str, term: Expr) -> None:
+        rhs[sid] = term if rhs[sid] is None else Op("+", (rhs[sid], term))
+
+    for rx in m.getListOfReactions():
+        rid = rx.getId()
+        if rx.isSetFast() and rx.getFast():
+            raise r.refuse("fast reactions", rid)
+        kl = rx.getKineticLaw()
+        if kl is None or kl.getMath() is None:
+            raise PetabError(f"{path}: reaction {rid!r} has no kinetic law")
+        local = {lp.getId(): Num(float(lp.getValue())) for lp in kl.getListOfLocalParameters()}
+        local.update({lp.getId(): Num(float(lp.getValue())) for lp in kl.getListOfParameters()})
+        v = rn(r.math(kl.getMath(), f"kinetic law of reaction {rid!r}", local))
+        for sign, refs in ((-1.0, rx.getListOfReactants()), (1.0, rx.getListOfProducts())):
+            for ref in refs:
+                if ref.isSetStoichiometryMath() or (ref.isSetId() and ref.getId()):
+                    raise r.refuse("variable stoichiometry", f"{rid}: {ref.getSpecies()}")
+                sid = nm(ref.getSpecies())
+                sp = m.getSpecies(ref.getSpecies())
+                if sp.getBoundaryCondition() or sp.getConstant() or sid in rate or sid in assignment:
+                    continue  # not changed by reactions
+                coeff = float(ref.getStoichiometry()) if ref.isSetStoichiometry() else 1.0
+                term: Expr = v if coeff == 1.0 else Op("*", (Num(coeff), v))
+                if not amount[sid]:
+                    term = Op("/", (term, Sym(comp_of[sid])))
+                add(sid, term if sign > 0 else Op("neg", (term,)))
+    for sid, node in rate.items():
+        rhs[sid] = node  # on a concentration species: dc/dt directly, as SBML defines it
+
+    equations = {s: _simplify(substitute(rhs[s], rules)) if rhs[s] is not None else Num(0.0) for s in states}
+
+    # --------------------------------------------------------- initial values
+    initial = _initial_values(states, init, rules, parameters, r)
+
+    spec = {
+        "name": _safe_name(m.getId() or path.stem),
+        "states": states,
+        "parameters": dict(parameters),
+        "equations": {s: _expr.to_string(e) for s, e in equations.items()},
+        "initial": {s: _expr.to_string(e) for s, e in initial.items()},
+    }
+    return SbmlModel(
+        spec, states, dict(parameters), set(compartments), species_set, rules, rename
+    )
+
+
+def _safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name) or "model"
+
+
+def _close(assignment: dict[str, Expr], r: _Reader) -> dict[str, Expr]:
+    """Assignment rules with every rule target substituted (a cycle is an error)."""
+    done: dict[str, Expr] = {}
+    visiting: set[str] = set()
+
+    def resolve(name: str) -> Expr:
+        if name in done:
+            return done[name]
+        if name in visiting:
+            raise PetabError(f"{r.path}: assignment rules form a cycle through {name!r}")
+        visiting.add(name)
+        node = assignment[name]
+        deps = {s: resolve(s) for s in _expr.symbols(node) if s in assignment}
+        out = _simplify(substitute(node, deps)) if deps else node
+        visiting.discard(name)
+        done[name] = out
+        return out
+
+    for name in assignment:
+        resolve(name)
+    return done
+
+
+def _initial_values(states, init, rules, parameters, r: _Reader) -> dict[str, Expr]:
+    """Initial values as expressions of parameters: rules at t = 0, other states' initial values."""
+    out: dict[str, Expr] = {}
+    visiting: set[str] = set()
+    at0 = {_expr.TIME: Num(0.0)}
+
+    def resolve(s: str) -> Expr:
+        if s in out:
+            return out[s]
+        if s in visiting:
+            raise PetabError(f"{r.path}: initial values form a cycle through {s!r}")
+        visiting.add(s)
+        node = substitute(init.get(s, Num(0.0)), rules)
+        node = substitute(node, at0)
+        deps = {x: resolve(x) for x in _expr.symbols(node) if x in init and x not in parameters}
+        node = _simplify(substitute(node, deps)) if deps else _simplify(node)
+        bad = _expr.symbols(node) - set(parameters)
+        if bad:
+            raise PetabError(f"{r.path}: the initial value of {s!r} depends on {sorted(bad)}, which are not parameters")
+        visiting.discard(s)
+        out[s] = node
+        return node
+
+    for s in states:
+        resolve(s)
+    return out
