@@ -200,6 +200,8 @@ def test_julia_function_whitelist_equals_the_parser_list():
         arity = int(re.search(r", (\d)\)$", entry).group(1))
         assert arity == _expr.FUNCTIONS[name], name
     assert set(_julia_table("OPERATORS", "expressions.jl")) == {*_expr.BINARY_OPS, "neg"}
+    variadic = _julia_table("VARIADIC", "expressions.jl")
+    assert {k: int(v) for k, v in variadic.items()} == _expr.VARIADIC
 
 
 def test_julia_activations_equal_the_spec_list():
@@ -318,6 +320,23 @@ def test_objective_inputs_julia_does_not_implement_are_refused():
     new_noise = {**arrays, "data": {**arrays["data"], "noise": np.full(6, 7)}}
     with pytest.raises(pyude.SpecError, match=r"noise model code\(s\) \[7\]"):
         objective_kwargs(new_noise, problem.mode)
+
+
+def test_piecewise_and_logic_export_and_time_switches_are_refused():
+    import pyude
+
+    state_switch = pyude.Model.from_dict({
+        "name": "sw", "states": ["x"], "parameters": {"k": 1.0},
+        "equations": {"x": "piecewise(-k*x, and(gt(x, 0.5), not(eq(k, 0))), 0.1)"}, "initial": {"x": 1.0},
+    })
+    rhs = julia_spec(state_switch)["rhs"]["equations"][0]
+    assert rhs["call"] == "piecewise" and [a.get("call") for a in rhs["args"]] == [None, "and", None]
+    time_switch = pyude.Model.from_dict({
+        "name": "sw", "states": ["x"], "parameters": {"k": 1.0, "tau": 2.0},
+        "equations": {"x": "piecewise(-k*x, lt(t, tau), 0.0)"}, "initial": {"x": 1.0},
+    })
+    with pytest.raises(pyude.SpecError, match="switch at a time"):
+        julia_spec(time_switch)
 
 
 # ------------------------------------------------------------ Julia is missing

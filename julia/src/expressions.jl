@@ -10,6 +10,17 @@ sigmoid(x) = one(x) / (one(x) + exp(-x))
 softplus(x) = x > zero(x) ? x + log1p(exp(-x)) : log1p(exp(x))
 pow(a, b) = a^b
 hill(x, K, n) = x^n / (K^n + x^n)
+# comparisons and logic give 1.0 or 0.0 (no derivative); a value is true where it is non-zero
+truth(x) = !iszero(x)
+lt(a, b) = Float64(a < b)
+le(a, b) = Float64(a <= b)
+gt(a, b) = Float64(a > b)
+ge(a, b) = Float64(a >= b)
+eq(a, b) = Float64(a == b)
+ne(a, b) = Float64(a != b)
+not(x) = Float64(iszero(x))
+and(xs...) = Float64(all(truth, xs))
+or(xs...) = Float64(any(truth, xs))
 
 # name in the spec => (function, number of arguments); must equal pyude.spec._expr.FUNCTIONS
 # (checked in tests/test_julia_offline.py)
@@ -31,6 +42,25 @@ const FUNCTIONS = Dict{String, Tuple{GlobalRef, Int}}(
     "max" => (GlobalRef(Base, :max), 2),
     "pow" => (GlobalRef(@__MODULE__, :pow), 2),
     "hill" => (GlobalRef(@__MODULE__, :hill), 3),
+    "lt" => (GlobalRef(@__MODULE__, :lt), 2),
+    "le" => (GlobalRef(@__MODULE__, :le), 2),
+    "gt" => (GlobalRef(@__MODULE__, :gt), 2),
+    "ge" => (GlobalRef(@__MODULE__, :ge), 2),
+    "eq" => (GlobalRef(@__MODULE__, :eq), 2),
+    "ne" => (GlobalRef(@__MODULE__, :ne), 2),
+    "not" => (GlobalRef(@__MODULE__, :not), 1),
+    "floor" => (GlobalRef(Base, :floor), 1),
+    "ceil" => (GlobalRef(Base, :ceil), 1),
+    "asin" => (GlobalRef(Base, :asin), 1),
+    "acos" => (GlobalRef(Base, :acos), 1),
+    "atan" => (GlobalRef(Base, :atan), 1),
+)
+
+# functions of any number of arguments => the least number; must equal pyude.spec._expr.VARIADIC
+const VARIADIC = Dict{String, Int}(
+    "piecewise" => 1,
+    "and" => 1,
+    "or" => 1,
 )
 
 const OPERATORS = Dict{String, Tuple{GlobalRef, Int}}(
@@ -97,6 +127,7 @@ function emit(e::Emitter, node)
         return Expr(:call, f, args...)
     elseif kind == "call"
         fn = node["call"]
+        haskey(VARIADIC, fn) && return emit_variadic(e, node, fn)
         haskey(FUNCTIONS, fn) || spec_error("unknown function $(repr(fn))")
         f, n = FUNCTIONS[fn]
         return Expr(:call, f, emit_args(e, node, n, "function $(repr(fn))")...)
@@ -118,6 +149,22 @@ function emit(e::Emitter, node)
         end
         return Expr(:ref, out, index + 1)  # spec indices are 0-based
     end
+end
+
+"""`piecewise(v1, c1, ..., [otherwise])` as nested `ifelse` (the first v_i whose c_i is
+non-zero; `otherwise`, or NaN without one), and `and`/`or` of any number of arguments."""
+function emit_variadic(e::Emitter, node, fn::String)
+    args = node["args"]
+    args isa AbstractVector && length(args) >= VARIADIC[fn] ||
+        spec_error("function $(repr(fn)) takes at least $(VARIADIC[fn]) argument(s)")
+    xs = Any[emit(e, a) for a in args]
+    fn == "piecewise" || return Expr(:call, GlobalRef(@__MODULE__, Symbol(fn)), xs...)
+    result = isodd(length(xs)) ? pop!(xs) : NaN
+    for k in (length(xs) - 1):-2:1
+        result = Expr(:call, GlobalRef(Base, :ifelse), Expr(:call, GlobalRef(@__MODULE__, :truth), xs[k + 1]), xs[k],
+            result)
+    end
+    return result
 end
 
 """`first(chain(x, ps, st))`: a Lux layer returns `(output, state)`."""

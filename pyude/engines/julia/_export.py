@@ -60,6 +60,18 @@ def julia_spec(model: Model) -> dict[str, Any]:
         raise SpecError("the Julia engine runs model specs only; a model given as a Python function needs engine='jax'")
     if model.n_params == 0:
         raise SpecError("the Julia engine needs a model with at least one parameter")
+    from ..jax._compile import _time_switches
+
+    rhs_exprs = list(model.equations.values()) if model.equations is not None else [
+        e for r in model.reactions for e in (r.rate, r.reverse_rate) if e is not None
+    ]
+    if _time_switches(rhs_exprs, set(model.parameters)):
+        # the JAX engine hands these switch times to its step-size controller (and their
+        # parameter dependence to the adjoint); PyUDE.jl does not pass them as tstops yet
+        raise SpecError(
+            "the Julia engine does not implement right-hand sides that switch at a time (a comparison of t, "
+            "e.g. an SBML piecewise in time); use engine='jax'"
+        )
     graphs = [name for name, net in model.networks.items() if not isinstance(net, Network)]
     if graphs:
         raise SpecError(
