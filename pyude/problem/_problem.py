@@ -131,11 +131,10 @@ class Problem:
     def _check_noise_data(self) -> None:
         codes = self._noise[self.data.obs_index]
         v = self.data.values
-        for code, ok, what in (
-            (POSITIVE_CODES, v > 0, "a log-transformed (lognormal, log10normal, loglaplace, log10laplace) observable needs positive values"),
-            ((NOISE_CODES["poisson"],), v >= 0, "a poisson observable needs non-negative counts"),
-        ):
-            bad = np.isin(codes, code) & ~ok
+        names = {c: n for n, c in NOISE_CODES.items()}
+        checks = [(c, v > 0, f"a {names[c]} observable needs positive values") for c in POSITIVE_CODES]
+        for code, ok, what in checks + [(NOISE_CODES["poisson"], v >= 0, "a poisson observable needs non-negative counts")]:
+            bad = (codes == code) & ~ok
             if bad.any():
                 row = int(np.argmax(bad))
                 raise DataError(f"data row {row}: {what}, got {v[row]:g} ({self.observables[self.data.obs_index[row]]!r})")
