@@ -24,6 +24,7 @@ reactions, ``csymbol`` avogadro/rateOf, and math the spec cannot express.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,20 +157,10 @@ class _Reader:
             return Num(1.0)
         if t == L.AST_CONSTANT_FALSE:
             return Num(0.0)
-        if t == L.AST_PLUS:
-            if not kids:
-                return Num(0.0)
-            out = kids[0]
-            for k in kids[1:]:
-                out = Op("+", (out, k))
-            return out
-        if t == L.AST_TIMES:
-            if not kids:
-                return Num(1.0)
-            out = kids[0]
-            for k in kids[1:]:
-                out = Op("*", (out, k))
-            return out
+        if t in (L.AST_PLUS, L.AST_TIMES):
+            # MathML's n-ary plus/times; with no operands, the identity
+            op, identity = ("+", 0.0) if t == L.AST_PLUS else ("*", 1.0)
+            return functools.reduce(lambda a, b: Op(op, (a, b)), kids) if kids else Num(identity)
         if t == L.AST_MINUS:
             return Op("neg", (kids[0],)) if len(kids) == 1 else Op("-", (kids[0], kids[1]))
         if t == L.AST_DIVIDE:
