@@ -40,6 +40,7 @@ from .._errors import SolverError
 from .._sensitivity import AbstractSensitivity
 from ..problem._problem import Problem
 from ..spec import _expr
+from ..spec._checks import read_yaml
 from ..spec._expr import Expr, Sym
 from ..spec._model import Model
 from ._errors import PetabError
@@ -180,12 +181,7 @@ def load(
     Stiff solver by default (systems-biology models mostly are); the tolerances are the
     solver's (and the preequilibration's steady-state criterion)."""
     path = Path(problem_yaml)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise PetabError(f"cannot read PEtab problem file {str(path)!r}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise PetabError(f"{path}: invalid YAML: {e}") from None
+    raw = read_yaml(path, PetabError, "PEtab problem file")
     if not isinstance(raw, dict) or "format_version" not in raw:
         raise PetabError(f"{path}: not a PEtab problem file (no 'format_version')")
     version = str(raw["format_version"]).split(".")[0]

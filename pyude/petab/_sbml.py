@@ -382,8 +382,9 @@ def _safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name) or "model"
 
 
-def _close(assignment: dict[str, Expr], r: _Reader) -> dict[str, Expr]:
-    """Assignment rules with every rule target substituted (a cycle is an error)."""
+def _resolve_all(names, expand, cycle: str) -> dict[str, Expr]:
+    """``{name: expand(name, resolve)}`` for every name, each computed once; ``expand`` calls
+    ``resolve`` for the names it depends on, and a dependency cycle raises ``cycle``."""
     done: dict[str, Expr] = {}
     visiting: set[str] = set()
 
@@ -391,43 +392,39 @@ def _close(assignment: dict[str, Expr], r: _Reader) -> dict[str, Expr]:
         if name in done:
             return done[name]
         if name in visiting:
-            raise PetabError(f"{r.path}: assignment rules form a cycle through {name!r}")
+            raise PetabError(f"{cycle} through {name!r}")
         visiting.add(name)
-        node = assignment[name]
-        deps = {s: resolve(s) for s in _expr.symbols(node) if s in assignment}
-        out = _simplify(substitute(node, deps)) if deps else node
+        done[name] = expand(name, resolve)
         visiting.discard(name)
-        done[name] = out
-        return out
+        return done[name]
 
-    for name in assignment:
+    for name in names:
         resolve(name)
     return done
 
 
+def _close(assignment: dict[str, Expr], r: _Reader) -> dict[str, Expr]:
+    """Assignment rules with every rule target substituted (a cycle is an error)."""
+
+    def expand(name: str, resolve) -> Expr:
+        node = assignment[name]
+        deps = {s: resolve(s) for s in _expr.symbols(node) if s in assignment}
+        return _simplify(substitute(node, deps)) if deps else node
+
+    return _resolve_all(assignment, expand, f"{r.path}: assignment rules form a cycle")
+
+
 def _initial_values(states, init, rules, parameters, r: _Reader) -> dict[str, Expr]:
     """Initial values as expressions of parameters: rules at t = 0, other states' initial values."""
-    out: dict[str, Expr] = {}
-    visiting: set[str] = set()
     at0 = {_expr.TIME: Num(0.0)}
 
-    def resolve(s: str) -> Expr:
-        if s in out:
-            return out[s]
-        if s in visiting:
-            raise PetabError(f"{r.path}: initial values form a cycle through {s!r}")
-        visiting.add(s)
-        node = substitute(init.get(s, Num(0.0)), rules)
-        node = substitute(node, at0)
+    def expand(s: str, resolve) -> Expr:
+        node = substitute(substitute(init.get(s, Num(0.0)), rules), at0)
         deps = {x: resolve(x) for x in _expr.symbols(node) if x in init and x not in parameters}
         node = _simplify(substitute(node, deps)) if deps else _simplify(node)
         bad = _expr.symbols(node) - set(parameters)
         if bad:
             raise PetabError(f"{r.path}: the initial value of {s!r} depends on {sorted(bad)}, which are not parameters")
-        visiting.discard(s)
-        out[s] = node
         return node
 
-    for s in states:
-        resolve(s)
-    return out
+    return _resolve_all(states, expand, f"{r.path}: initial values form a cycle")

@@ -24,10 +24,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from .._errors import SpecError
-from ..spec._checks import check_keys
+from ..spec._checks import check_keys, read_yaml
 from ..spec._model import Model
 
 PROBLEM_KEYS = ("model", "data", "conditions", "estimate", "priors", "l2", "solver", "rtol", "atol", "max_steps", "t0",
@@ -59,12 +58,7 @@ def load_problem_file(path: str | Path) -> tuple[Any, dict[str, Any]]:
         from ..petab import load
 
         return load(path), {"seed": 0, "sensitivity": "forward", "adam": None, "polish": LBFGS(), "multistart": 0}
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise SpecError(f"cannot read problem file {str(path)!r}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: invalid YAML: {e}") from None
+    raw = read_yaml(path, SpecError, "problem file")
     if not isinstance(raw, Mapping):
         raise SpecError(f"{path}: expected a mapping with keys {', '.join(PROBLEM_KEYS)}")
     check_keys(raw, PROBLEM_KEYS, "problem file", required=("model", "data"))

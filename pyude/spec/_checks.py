@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
-from .._errors import SpecError
+import yaml
+
+from .._errors import PyudeError, SpecError
+
+
+def read_yaml(path: Path, error: type[PyudeError], what: str) -> Any:
+    """``path`` read with YAML's safe loader; an unreadable file or invalid YAML is ``error``."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise error(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise error(f"{path}: invalid YAML: {e}") from None
 
 
 def check_keys(mapping: Mapping, allowed: Iterable[str], where: str, required: Iterable[str] = ()) -> None:
