@@ -247,3 +247,33 @@ def test_hires_reference_values():
     ref = [0.7371312573325668e-3, 0.1442485726316185e-3, 0.5888729740967575e-4, 0.1175651343283149e-2,
            0.2386356198831331e-2, 0.6238968252742796e-2, 0.2849998395185769e-2, 0.2850001604814231e-2]
     np.testing.assert_allclose(sol.y[0], ref, rtol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["Tsit5", "Dopri5"])
+def test_unrolled_explicit_solvers_equal_diffrax(name):
+    """pyude's explicit solvers unroll diffrax's stage loop: same steps, same solution and
+    same reverse-mode gradient as diffrax's own solver, to round-off."""
+    import jax
+
+    from pyude.engines.jax import _solvers
+
+    def f(t, y, k):
+        return jnp.stack([y[1], -k[0] * y[0] - k[1] * y[1] * (y[0] ** 2 - 1.0)])
+
+    def run(solver, k):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(f), solver, 0.0, 6.0, None, jnp.array([2.0, 0.0]), k,
+            saveat=diffrax.SaveAt(ts=jnp.linspace(0.0, 6.0, 13)),
+            stepsize_controller=diffrax.PIDController(rtol=1e-7, atol=1e-9), max_steps=10_000,
+        )
+        return sol.ys, sol.stats["num_accepted_steps"]
+
+    ours, theirs = getattr(_solvers, name)(), getattr(diffrax, name)()
+    assert type(ours) is not type(theirs)
+    k = jnp.array([1.3, 0.8])
+    (y1, n1), (y2, n2) = run(ours, k), run(theirs, k)
+    assert int(n1) == int(n2) > 10
+    np.testing.assert_allclose(y1, y2, rtol=1e-11, atol=1e-12)
+    g1 = jax.grad(lambda k: jnp.sum(run(ours, k)[0] ** 2))(k)
+    g2 = jax.grad(lambda k: jnp.sum(run(theirs, k)[0] ** 2))(k)
+    np.testing.assert_allclose(g1, g2, rtol=1e-10)

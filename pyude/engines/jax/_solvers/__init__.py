@@ -5,6 +5,7 @@ from __future__ import annotations
 import diffrax
 
 from ...._errors import SpecError
+from ._explicit import Dopri5, Tsit5
 from ._rosenbrock import Rodas5P, Rosenbrock23, RosenbrockInterpolation
 
 STIFF = ("Rodas5P", "Rosenbrock23", "Kvaerno5")
@@ -25,9 +26,9 @@ def canonical_name(name: str) -> str:
 def make_solver(name: str, rtol: float, atol: float):
     """The diffrax solver for ``name``."""
     if name == "Tsit5":
-        return diffrax.Tsit5()
+        return Tsit5()
     if name == "Dopri5":
-        return diffrax.Dopri5()
+        return Dopri5()
     if name == "Dopri8":
         return diffrax.Dopri8()
     if name == "Rodas5P":
@@ -59,4 +60,4 @@ def make_controller(name: str, rtol: float, atol: float, jump_ts=None, step_ts=N
     return diffrax.PIDController(rtol=rtol, atol=atol, **ctrl)
 
 
-__all__ = ["Rodas5P", "Rosenbrock23", "RosenbrockInterpolation", "make_solver", "make_controller", "canonical_name"]
+__all__ = ["Tsit5", "Dopri5", "Rodas5P", "Rosenbrock23", "RosenbrockInterpolation", "make_solver", "make_controller", "canonical_name"]
