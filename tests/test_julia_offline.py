@@ -414,13 +414,13 @@ def test_julia_make_arrays_takes_every_keyword_python_sends():
 JULIA_NLL = {
     1: ("normal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ)) .+ 0.5 .* abs2.((y .- h) ./ σ)",
         lambda y, h, s: 0.5 * (LOG2PI + 2 * np.log(s)) + 0.5 * ((y - h) / s) ** 2),
-    2: ("lognormal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ) .+ 2 .* log.(y)) .+ "
-        "0.5 .* abs2.((log.(y) .- log.(h)) ./ σ)",
+    2: (("lognormal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ) .+ 2 .* log.(y)) .+ "
+         "0.5 .* abs2.((log.(y) .- log.(h)) ./ σ)"),
         lambda y, h, s: 0.5 * (LOG2PI + 2 * np.log(s) + 2 * np.log(y)) + 0.5 * ((np.log(y) - np.log(h)) / s) ** 2),
     3: ("laplace_nll(y, h, σ) = log.(2 .* σ) .+ abs.(y .- h) ./ σ",
         lambda y, h, s: np.log(2 * s) + np.abs(y - h) / s),
-    5: ("log10normal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ) .+ 2 .* log.(y) .+ 2 * log(LN10)) .+\n"
-        "                           0.5 .* abs2.((log.(y) .- log.(h)) ./ (LN10 .* σ))",
+    5: (("log10normal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ) .+ 2 .* log.(y) .+ 2 * log(LN10)) .+\n"
+         "                           0.5 .* abs2.((log.(y) .- log.(h)) ./ (LN10 .* σ))"),
         lambda y, h, s: 0.5 * (LOG2PI + 2 * np.log(s) + 2 * np.log(y) + 2 * np.log(LN10))
         + 0.5 * ((np.log(y) - np.log(h)) / (LN10 * s)) ** 2),
     6: ("loglaplace_nll(y, h, σ) = log.(2 .* σ) .+ log.(y) .+ abs.(log.(y) .- log.(h)) ./ σ",
