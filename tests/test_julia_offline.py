@@ -5,6 +5,7 @@ maps, and the error (fast, no download) where Julia is missing."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -317,26 +318,132 @@ def test_objective_inputs_julia_does_not_implement_are_refused():
     per_row = {**arrays, "data": {**arrays["data"], "row_params": np.zeros((6, 1))}}
     with pytest.raises(pyude.SpecError, match=r"\['row_params'\] of arrays\['data'\]"):
         objective_kwargs(per_row, problem.mode)
-    new_noise = {**arrays, "data": {**arrays["data"], "noise": np.full(6, 7)}}
-    with pytest.raises(pyude.SpecError, match=r"noise model code\(s\) \[7\]"):
+    new_noise = {**arrays, "data": {**arrays["data"], "noise": np.full(6, 8)}}
+    with pytest.raises(pyude.SpecError, match=r"noise model code\(s\) \[8\]"):
         objective_kwargs(new_noise, problem.mode)
+    row_extra = {**arrays, "data": {**arrays["data"], "row": {"index": [0], "fixed": np.zeros((6, 1)),
+                                                              "value": np.zeros((6, 1)), "source": np.zeros((6, 1)),
+                                                              "scale": np.zeros((6, 1))}}}
+    with pytest.raises(pyude.SpecError, match=r"\['scale'\] of arrays\['data'\]\['row'\]"):
+        objective_kwargs(row_extra, problem.mode)
 
 
-def test_piecewise_and_logic_export_and_time_switches_are_refused():
+def test_piecewise_and_logic_export_and_time_switches():
     import pyude
 
     state_switch = pyude.Model.from_dict({
         "name": "sw", "states": ["x"], "parameters": {"k": 1.0},
         "equations": {"x": "piecewise(-k*x, and(gt(x, 0.5), not(eq(k, 0))), 0.1)"}, "initial": {"x": 1.0},
     })
-    rhs = julia_spec(state_switch)["rhs"]["equations"][0]
+    spec = julia_spec(state_switch)
+    rhs = spec["rhs"]["equations"][0]
     assert rhs["call"] == "piecewise" and [a.get("call") for a in rhs["args"]] == [None, "and", None]
+    assert spec["switches"] == []  # a comparison of a state is no time switch
     time_switch = pyude.Model.from_dict({
         "name": "sw", "states": ["x"], "parameters": {"k": 1.0, "tau": 2.0},
-        "equations": {"x": "piecewise(-k*x, lt(t, tau), 0.0)"}, "initial": {"x": 1.0},
+        "equations": {"x": "piecewise(-k*x, lt(t, 2*tau - 1), 0.0)"}, "initial": {"x": 1.0},
     })
-    with pytest.raises(pyude.SpecError, match="switch at a time"):
-        julia_spec(time_switch)
+    spec = julia_spec(time_switch)
+    # d = a - b of lt(a, b): PyUDE.jl steps onto the root of d(p, t) (tstops)
+    assert spec["switches"] == [{"op": "-", "args": [{"sym": "t"}, {"op": "-", "args": [
+        {"op": "*", "args": [{"num": 2.0}, {"sym": "tau"}]}, {"num": 1.0}]}]}]
+    from pyude.engines.julia._export import switch_parameters
+
+    assert switch_parameters(time_switch) == ["tau"] and switch_parameters(state_switch) == []
+
+
+def _decay_problem(**kw):
+    import pandas as pd
+
+    model = {"name": "decay", "states": ["x"], "parameters": {"k": 1.0, "tau": 1.5},
+             "equations": {"x": "piecewise(-k*x, lt(t, tau), 0.0)"}, "initial": {"x": 1.0}}
+    t = np.linspace(0.5, 3.0, 6)
+    data = pd.DataFrame({"time": t, "observable": "x", "value": np.exp(-t)})
+    return pyude.Problem(model, data, solver="Tsit5", **kw)
+
+
+def test_switch_times_of_estimated_parameters_are_refused():
+    """PyUDE.jl's switch times are tstops (constants to SciMLSensitivity): no gradient in tau."""
+    fixed_tau = _decay_problem(estimate=["k"])
+    arrays, _ = fixed_tau._arrays_at(None)
+    kw = objective_kwargs(arrays, fixed_tau.mode, fixed_tau.model)
+    assert kw["est_index"].tolist() == [1]
+    free_tau = _decay_problem()
+    arrays, _ = free_tau._arrays_at(None)
+    objective_kwargs(arrays, free_tau.mode)  # without the model: no check
+    with pytest.raises(pyude.SpecError, match="depends on parameter 'tau', which is estimated"):
+        objective_kwargs(arrays, free_tau.mode, free_tau.model)
+
+
+def test_new_noise_codes_rows_and_preequilibration_reach_julia():
+    """PEtab v1 inputs PyUDE.jl implements: noise codes 5-7, per-row parameters, preequilibration."""
+    problem = _decay_problem(estimate=["k"])
+    arrays, _ = problem._arrays_at(None)
+    c = arrays["cond"]
+    kw = objective_kwargs({**arrays, "data": {**arrays["data"], "noise": np.array([1, 2, 4, 5, 6, 7])}}, "nll")
+    assert kw["d_noise"].tolist() == [1, 2, 4, 5, 6, 7]
+    assert kw["d_lgamma"][2] == pytest.approx(math.lgamma(float(arrays["data"]["value"][2]) + 1.0), rel=1e-14)
+    assert kw["d_lgamma"][[0, 1, 3, 4, 5]].tolist() == [0.0] * 5
+    # without rows or preequilibration: empty row maps, no condition preequilibrated
+    assert kw["row_index"].shape == (0,) and kw["row_fixed"].shape == (6, 0)
+    assert kw["pre"].tolist() == [0] and np.array_equal(kw["pre_p_source"], kw["p_source"])
+    row = {"index": np.array([1]), "fixed": np.array([[True]] * 3 + [[False]] * 3),
+           "value": np.array([[2.0]] * 3 + [[0.0]] * 3), "source": np.array([[1]] * 3 + [[0]] * 3)}
+    pre = {"pre": np.array([True]), "pre_p_fixed": np.array([[True, False]]), "pre_p_value": np.array([[0.5, 0.0]]),
+           "pre_p_source": np.array([[0, 1]]), "pre_y_fixed": np.array([[False]]), "pre_y_value": np.array([[0.0]]),
+           "pre_y_source": np.array([[-1]])}
+    kw = objective_kwargs({**arrays, "cond": {**c, **pre}, "data": {**arrays["data"], "row": row}}, "nll")
+    assert kw["row_index"].tolist() == [2]  # 1-based
+    assert kw["row_fixed"][:, 0].tolist() == [1, 1, 1, 0, 0, 0] and kw["row_value"][0, 0] == 2.0
+    assert kw["row_source"][:, 0].tolist() == [2, 2, 2, 1, 1, 1]
+    assert kw["pre"].tolist() == [1] and kw["pre_p_source"].tolist() == [[1, 2]]
+    assert kw["pre_p_value"].tolist() == [[0.5, 0.0]] and kw["pre_y_source"].tolist() == [[0]]
+
+
+def test_julia_make_arrays_takes_every_keyword_python_sends():
+    """The keyword names of PyUDE.make_arrays (objective.jl) equal objective_kwargs' keys."""
+    text = (JULIA / "src" / "objective.jl").read_text()
+    sig = re.search(r"function make_arrays\(m::Model; (.*?)\)\n", text, re.S).group(1)
+    julia_kw = {k.strip() for k in sig.replace("\n", " ").split(",")}
+    problem = _decay_problem(estimate=["k"])
+    arrays, _ = problem._arrays_at(None)
+    assert set(objective_kwargs(arrays, problem.mode)) == julia_kw
+
+
+# objective.jl's per-code terms (pinned) and the same formulas in numpy, checked against the JAX engine
+JULIA_NLL = {
+    1: ("normal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ)) .+ 0.5 .* abs2.((y .- h) ./ σ)",
+        lambda y, h, s: 0.5 * (LOG2PI + 2 * np.log(s)) + 0.5 * ((y - h) / s) ** 2),
+    2: (("lognormal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ) .+ 2 .* log.(y)) .+ "
+         "0.5 .* abs2.((log.(y) .- log.(h)) ./ σ)"),
+        lambda y, h, s: 0.5 * (LOG2PI + 2 * np.log(s) + 2 * np.log(y)) + 0.5 * ((np.log(y) - np.log(h)) / s) ** 2),
+    3: ("laplace_nll(y, h, σ) = log.(2 .* σ) .+ abs.(y .- h) ./ σ",
+        lambda y, h, s: np.log(2 * s) + np.abs(y - h) / s),
+    5: (("log10normal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ) .+ 2 .* log.(y) .+ 2 * log(LN10)) .+\n"
+         "                           0.5 .* abs2.((log.(y) .- log.(h)) ./ (LN10 .* σ))"),
+        lambda y, h, s: 0.5 * (LOG2PI + 2 * np.log(s) + 2 * np.log(y) + 2 * np.log(LN10))
+        + 0.5 * ((np.log(y) - np.log(h)) / (LN10 * s)) ** 2),
+    6: ("loglaplace_nll(y, h, σ) = log.(2 .* σ) .+ log.(y) .+ abs.(log.(y) .- log.(h)) ./ σ",
+        lambda y, h, s: np.log(2 * s) + np.log(y) + np.abs(np.log(y) - np.log(h)) / s),
+    7: ("log10laplace_nll(y, h, σ) = log.(2 .* σ) .+ log.(y) .+ log(LN10) .+ abs.(log.(y) .- log.(h)) ./ (LN10 .* σ)",
+        lambda y, h, s: np.log(2 * s) + np.log(y) + np.log(LN10) + np.abs(np.log(y) - np.log(h)) / (LN10 * s)),
+}
+LOG2PI, LN10 = np.log(2 * np.pi), np.log(10.0)
+
+
+def test_julia_noise_terms_match_the_jax_formulas():
+    from pyude.engines.jax._objective import nll_terms
+
+    text = (JULIA / "src" / "objective.jl").read_text()
+    y, h, s = np.array([0.7, 2.0, 13.0]), np.array([1.1, 1.5, 9.0]), np.array([0.3, 0.8, 2.5])
+    for code, (line, numpy_form) in JULIA_NLL.items():
+        assert line in text, line
+        np.testing.assert_allclose(numpy_form(y, h, s), np.asarray(nll_terms(np.full(3, code), y, h, s)), rtol=1e-13)
+    # nll() sums group k with the term of code k (groups[4] is poisson, written out there)
+    for code, (line, _) in JULIA_NLL.items():
+        name = line.split("(")[0]
+        assert f"term(r.groups[{code}], {name})" in text, name
+    assert "groups = [findall(k -> max(k, 1) == code, codes) for code in 1:7]" in text  # code 0 counts as normal
 
 
 # ------------------------------------------------------------ Julia is missing

@@ -5,7 +5,8 @@ The Julia engine of pyude: a model spec (as the JSON the Python side writes, eve
 expression already parsed into a tree by pyude's parser) compiled into an in-place
 right-hand side with RuntimeGeneratedFunctions, networks as Lux `Chain`s, parameters
 in a `ComponentArray`; solved with OrdinaryDiffEq and differentiated with
-SciMLSensitivity through Zygote.
+SciMLSensitivity through Zygote. PEtab v1 features: noise models 0-7, per-measurement
+parameters, time switches (as `tstops`), preequilibration (to a steady state).
 
 Not executed where pyude is developed (no Julia can be installed there): every call
 was checked against the packages' source and documentation only (docs/engines.md).
@@ -23,7 +24,7 @@ using OrdinaryDiffEqSDIRK: KenCarp4, Kvaerno5
 using OrdinaryDiffEqTsit5: AutoTsit5, Tsit5
 using Random: Xoshiro
 using RuntimeGeneratedFunctions: RuntimeGeneratedFunctions, @RuntimeGeneratedFunction
-using SciMLBase: SciMLBase, ODEProblem, ReturnCode, solve
+using SciMLBase: SciMLBase, DiscreteCallback, ODEProblem, ReturnCode, remake, solve, terminate!
 using SciMLSensitivity: EnzymeVJP, ForwardDiffSensitivity, GaussAdjoint, InterpolatingAdjoint,
     ReverseDiffVJP, ZygoteVJP
 using Zygote: Zygote
@@ -35,6 +36,6 @@ include("model.jl")
 include("solvers.jl")
 include("objective.jl")
 
-export compile_model, solve_model, make_arrays, objective, predict
+export compile_model, solve_model, make_arrays, objective, predict, rows
 
 end

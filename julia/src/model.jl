@@ -43,11 +43,12 @@ end
 
 """
 A model compiled from the spec. `rhs!(du, u, θ, t, inp, chains, states)`,
-`observe(u, θ, t, inp, chains, states)` (declared observables), `initial(p)` and
-`sigma(p)` are RuntimeGeneratedFunctions; `p` is the flat vector in the spec's
-layout, `θ = ComponentArray(p[perm], axes)` the same numbers as the ODE parameter.
+`observe(u, θ, t, inp, chains, states)` (declared observables), `initial(p)`,
+`sigma(p)` and `switches(p, t)` are RuntimeGeneratedFunctions; `p` is the flat vector
+in the spec's layout, `θ = ComponentArray(p[perm], axes)` the same numbers as the ODE
+parameter.
 """
-struct Model{R, O, I, S, C, T, A}
+struct Model{R, O, I, S, W, C, T, A}
     name::String
     n_states::Int
     n_params::Int
@@ -56,6 +57,7 @@ struct Model{R, O, I, S, C, T, A}
     observe::O
     initial::I
     sigma::S
+    switches::W  # d(p, t) = a - b of every comparison cmp(a, b) of t in the right-hand side
     chains::C   # Tuple of Lux.Chain
     states::T   # Tuple of their Lux states (empty for Dense layers)
     axes::A     # getaxes of θ
@@ -71,7 +73,9 @@ struct RHS{M <: Model}
     inputs::Vector{Signal}
 end
 
-input_values(signals::Vector{Signal}, t) = Float64[s(t) for s in signals]
+# typed by t: a stiff solver's time derivative (OrdinaryDiffEq's `calc_tderivative!`) calls
+# the right-hand side with a ForwardDiff.Dual t, which a Float64 vector could not hold
+input_values(signals::Vector{Signal}, t) = typeof(float(t))[s(t) for s in signals]
 
 function (f::RHS)(du, u, θ, t)
     m = f.model
@@ -180,11 +184,16 @@ function compile_model(json::AbstractString)
     sigmas = Any[o["sigma"] === nothing ? :(one(eltype(p))) : emit(sig, o["sigma"]) for o in spec["observables"]]
     sigma = make_function([:p], sig.body, Expr(:vect, sigmas...))
 
+    # d(p, t) is affine in t (checked on the Python side, pyude.engines.jax._compile._time_switches)
+    sw = Emitter(merge(static, Dict{String, Any}("t" => :t)), Dict{String, Tuple{Int, Int, Int}}())
+    ds = Any[emit(sw, d) for d in spec["switches"]]
+    switches = make_function([:p, :t], sw.body, Expr(:vect, ds...))
+
     kinds = Symbol[Symbol(u["interpolation"]) for u in spec["inputs"]]
     all(in((:linear, :zoh, :cubic)), kinds) || spec_error("input interpolation must be linear, zoh or cubic")
     inputs = Signal[Signal(Float64[], Float64[], Float64[], kind) for kind in kinds]
     return Model(String(spec["name"]), n, n_params, length(obs_values), rhs!, observe, initial, sigma,
-        chains, lux_states, getaxes(proto), perm, inputs)
+        switches, chains, lux_states, getaxes(proto), perm, inputs)
 end
 
 """The input signals from flat knot data (`len[k]` knots of input k, concatenated)."""
@@ -200,5 +209,18 @@ function signals(m::Model, times, values, ms, len)
     return out
 end
 
-"""Input knots strictly inside (t0, t1): the solver must step onto them, not over them."""
-knots(signals::Vector{Signal}, t0, t1) = sort!(unique!(Float64[t for s in signals for t in s.times if t0 < t < t1]))
+"""
+The times where the right-hand side switches for parameters `p`: the root
+`τ = -d(0) / (d(1) - d(0))` of each affine `d(p, t)` (none where d does not move with t),
+as the JAX engine's `breakpoints`.
+"""
+function switch_times(m::Model, p)
+    d0, d1 = m.switches(p, 0.0), m.switches(p, 1.0)
+    return Float64[-a / (b - a) for (a, b) in zip(d0, d1) if b != a && isfinite(-a / (b - a))]
+end
+
+"""Input knots and switch times strictly inside (t0, t1): the solver must step onto them, not over them."""
+function stops(m::Model, signals::Vector{Signal}, p, t0, t1)
+    ts = vcat(Float64[t for s in signals for t in s.times], switch_times(m, p))
+    return sort!(unique!(filter(t -> t0 < t < t1, ts)))
+end

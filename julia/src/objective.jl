@@ -6,22 +6,28 @@
 
 const LOG2PI = log(2π)
 
-"""The data rows of one condition, split by noise model (positions into these rows)."""
+const LN10 = log(10.0)
+
+"""The data rows of one condition (positions `index` in the data table), split by noise model."""
 struct Rows
+    index::Vector{Int}          # the rows' positions in the data table
     lin::Vector{Int}            # linear index into H ((n_obs + n_states) × n_times)
     obs::Vector{Int}
+    time::Vector{Int}
     value::Vector{Float64}
     sigma_given::Vector{Float64}
     sigma_data::Vector{Float64}
     weight::Vector{Float64}
     lgamma::Vector{Float64}     # log Γ(y + 1) (poisson), from Python
-    normal::Vector{Int}
-    lognormal::Vector{Int}
-    laplace::Vector{Int}
-    poisson::Vector{Int}
+    groups::Vector{Vector{Int}} # positions of noise codes 1..7 (code 0, no noise model, counts as normal)
+    per_row::Bool               # per-measurement parameter overrides: h and σ evaluated row by row
+    p_src::Matrix{Int}          # n_params × rows: row k's parameters are p_c[p_src[:, k]] .* p_keep[:, k] .+ p_set[:, k]
+    p_keep::Matrix{Float64}
+    p_set::Matrix{Float64}
 end
 
-struct Condition{F, P}
+"""One condition's overrides of parameters and initial states (0/1 masks, 1-based sources)."""
+struct Overrides
     p_src::Vector{Int}
     p_keep::Vector{Float64}
     p_set::Vector{Float64}
@@ -29,9 +35,17 @@ struct Condition{F, P}
     y_set::Vector{Float64}
     ysrc::Vector{Int}
     ysrc_use::Vector{Float64}
+end
+
+struct Condition{F, P, Q}
+    own::Overrides
+    pre::Bool                   # preequilibrated: start from the steady state under `pre_over`
+    pre_over::Overrides
+    reset::Vector{Float64}      # 1 where the condition's own overrides set the state after a preequilibration
     rhs::F
     prob::P
-    tstops::Vector{Float64}
+    pre_prob::Q                 # over (t0, t0 + STEADY_STATE_HORIZON)
+    signals::Vector{Signal}
     inputs_at::Vector{Vector{Float64}}  # input values at each save time
     rows::Rows
 end
@@ -49,7 +63,9 @@ struct Arrays{C}
     y0_keep::Vector{Float64}
     y0_set::Vector{Float64}
     y0_est::Vector{Float64}
+    t0::Float64
     ts::Vector{Float64}
+    n_data::Int
     conditions::Vector{C}
     prior_index::Vector{Int}
     prior_normal::Vector{Int}
@@ -61,15 +77,40 @@ end
 
 flag(x) = Float64.(x .!= 0)
 
+function overrides(P, V, S, YF, YV, YS, c)
+    return Overrides(S[c, :], 1.0 .- flag(P[c, :]), flag(P[c, :]) .* V[c, :], 1.0 .- flag(YF[c, :]),
+        flag(YF[c, :]) .* YV[c, :], max.(YS[c, :], 1), flag(YS[c, :]))
+end
+
+"""
+The per-row parameter maps of the data rows `r` (JAX `arrays["data"]["row"]`): row k sets
+`p[idx[j]]` to `RV[k, j]` where `RF[k, j]`, else to `p[RS[k, j]]` (p of the row's condition).
+"""
+function row_maps(n_p, r, idx, RF, RV, RS)
+    src, keep, set = repeat(collect(1:n_p), 1, length(r)), ones(n_p, length(r)), zeros(n_p, length(r))
+    for (k, row) in enumerate(r), (j, i) in enumerate(idx)
+        if RF[row, j] != 0
+            keep[i, k], set[i, k] = 0.0, RV[row, j]
+        else
+            src[i, k] = RS[row, j]
+        end
+    end
+    return src, keep, set
+end
+
 """
     make_arrays(m; kwargs...) -> Arrays
 
 The objective's constant data, from the arrays `pyude.Problem` builds (converted by
-`pyude.engines.julia._engine.julia_arrays`: indices 1-based, masks 0/1, NaN sigma = none).
+`pyude.engines.julia._export.objective_kwargs`: indices 1-based, masks 0/1, NaN sigma =
+none; `row_*` empty without per-measurement parameters, `pre` all 0 without
+preequilibration).
 """
 function make_arrays(m::Model; base_z, est_index, scale, is_network, l2, y0_fixed, y0_value, y0_estimated,
         ts, t0, u_times, u_values, u_m, u_len, p_fixed, p_value, p_source, y_fixed, y_value, y_source,
-        u_fixed, u_value, d_cond, d_time, d_obs, d_value, d_sigma, d_noise, d_weight, d_lgamma,
+        u_fixed, u_value, pre, pre_p_fixed, pre_p_value, pre_p_source, pre_y_fixed, pre_y_value, pre_y_source,
+        d_cond, d_time, d_obs, d_value, d_sigma, d_noise, d_weight, d_lgamma,
+        row_index, row_fixed, row_value, row_source,
         prior_index, prior_kind, prior_mean, prior_sd, mode)
     n, n_p = m.n_states, m.n_params
     tsv, t0 = Vector{Float64}(ts), Float64(t0)
@@ -81,34 +122,40 @@ function make_arrays(m::Model; base_z, est_index, scale, is_network, l2, y0_fixe
     z_est[est_index] .= 1.0
     z_pos[est_index] = 1:length(est_index)
     base = signals(m, u_times, u_values, u_m, u_len)
-    P, V, Src = Matrix{Int}(p_fixed), Matrix{Float64}(p_value), Matrix{Int}(p_source)
-    YF, YV, YS = Matrix{Int}(y_fixed), Matrix{Float64}(y_value), Matrix{Int}(y_source)
-    UF, UV = Matrix{Int}(u_fixed), Matrix{Float64}(u_value)
+    own = (Matrix{Int}(p_fixed), Matrix{Float64}(p_value), Matrix{Int}(p_source), Matrix{Int}(y_fixed),
+        Matrix{Float64}(y_value), Matrix{Int}(y_source))
+    before = (Matrix{Int}(pre_p_fixed), Matrix{Float64}(pre_p_value), Matrix{Int}(pre_p_source),
+        Matrix{Int}(pre_y_fixed), Matrix{Float64}(pre_y_value), Matrix{Int}(pre_y_source))
+    UF, UV, PRE = Matrix{Int}(u_fixed), Matrix{Float64}(u_value), Vector{Int}(pre)
     cond, time, obs = Vector{Int}(d_cond), Vector{Int}(d_time), Vector{Int}(d_obs)
     value, sigma, noise = Vector{Float64}(d_value), Vector{Float64}(d_sigma), Vector{Int}(d_noise)
     weight, lgam = Vector{Float64}(d_weight), Vector{Float64}(d_lgamma)
+    idx, RF, RV, RS = Vector{Int}(row_index), Matrix{Int}(row_fixed), Matrix{Float64}(row_value), Matrix{Int}(row_source)
+    all(in(0:7), noise) || spec_error("noise codes must be 0..7, got $(sort(unique(noise)))")
     n_rows = m.n_obs + n
     θ0 = theta_of(m, zeros(n_p))
-    conditions = map(1:size(P, 1)) do c
+    conditions = map(1:size(own[1], 1)) do c
         sig = [UF[c, k] != 0 ? constant_signal(UV[c, k]) : base[k] for k in eachindex(base)]
         rhs = RHS(m, sig)
         prob = ODEProblem{true, SciMLBase.FullSpecialize}(rhs, zeros(n), (t0, tsv[end]), θ0)
+        pre_prob = ODEProblem{true, SciMLBase.FullSpecialize}(rhs, zeros(n), (t0, t0 + STEADY_STATE_HORIZON), θ0)
         r = findall(==(c), cond)
         codes = noise[r]
-        rows = Rows((time[r] .- 1) .* n_rows .+ obs[r], obs[r], value[r], flag(.!isnan.(sigma[r])),
-            map(s -> isnan(s) ? 1.0 : s, sigma[r]), weight[r], lgam[r],
-            findall(k -> k == 0 || k == 1, codes), findall(==(2), codes), findall(==(3), codes), findall(==(4), codes))
-        Condition(Src[c, :], 1.0 .- flag(P[c, :]), flag(P[c, :]) .* V[c, :], 1.0 .- flag(YF[c, :]),
-            flag(YF[c, :]) .* YV[c, :], max.(YS[c, :], 1), flag(YS[c, :]), rhs, prob, knots(sig, t0, tsv[end]),
-            [input_values(sig, t) for t in tsv], rows)
+        groups = [findall(k -> max(k, 1) == code, codes) for code in 1:7]
+        src, keep, set = row_maps(n_p, r, idx, RF, RV, RS)
+        rows = Rows(r, (time[r] .- 1) .* n_rows .+ obs[r], obs[r], time[r], value[r], flag(.!isnan.(sigma[r])),
+            map(s -> isnan(s) ? 1.0 : s, sigma[r]), weight[r], lgam[r], groups, !isempty(idx), src, keep, set)
+        o = overrides(own..., c)
+        Condition(o, PRE[c] != 0, overrides(before..., c), 1.0 .- o.y_keep .* (1.0 .- o.ysrc_use), rhs, prob,
+            pre_prob, sig, [input_values(sig, t) for t in tsv], rows)
     end
     fixed = flag(y0_fixed)
     kind = Vector{Int}(prior_kind)
     mode in ("wss", "nll") || spec_error("mode must be \"wss\" or \"nll\", got $(repr(mode))")
     return Arrays(base_z, 1.0 .- z_est, z_est, z_pos, flag(scale .== 0), flag(scale .== 1), flag(scale .== 2),
         findall(!=(0), Vector{Int}(is_network)), Float64(l2), 1.0 .- fixed, fixed .* Vector{Float64}(y0_value),
-        flag(y0_estimated), tsv, conditions, Vector{Int}(prior_index), findall(==(0), kind), findall(==(1), kind),
-        Vector{Float64}(prior_mean), Vector{Float64}(prior_sd), mode == "wss")
+        flag(y0_estimated), t0, tsv, length(cond), conditions, Vector{Int}(prior_index), findall(==(0), kind),
+        findall(==(1), kind), Vector{Float64}(prior_mean), Vector{Float64}(prior_sd), mode == "wss")
 end
 
 """z = [p, y0]: the base vector with the estimated entries taken from theta on their scales."""
@@ -119,64 +166,118 @@ function z_of(theta, a::Arrays)
     return a.base_z .* a.z_keep .+ lin[a.z_pos] .* a.z_est
 end
 
-"""Observables then states (rows) at every save time (columns), and their noise scales."""
-function outputs(m::Model, c::Condition, pc, θ, Y, ts)
-    m.n_obs == 0 && return Y, ones(m.n_states)
-    sig = vcat(m.sigma(pc), ones(m.n_states))
-    O = reduce(hcat, map(k -> m.observe(Y[:, k], θ, ts[k], c.inputs_at[k], m.chains, m.states), eachindex(ts)))
-    return vcat(O, Y), sig
-end
+params_of(o::Overrides, p) = p[o.p_src] .* o.p_keep .+ o.p_set
 
-"""One condition's solve: `(H, sigma, code, t_reached)`; `H` is `nothing` unless code is 0."""
-function condition_outputs(m::Model, a::Arrays, c::Condition, p, y0_est, settings, sensealg)
-    pc = p[c.p_src] .* c.p_keep .+ c.p_set
+"""The initial state at parameters `pc`: the spec's initial values, the problem's fixed and
+estimated initial values, then the overrides (JAX `_predict_all.initial`)."""
+function start_state(m::Model, a::Arrays, o::Overrides, pc, y0_est)
     y0 = m.initial(pc)
     y0 = y0 .* a.y0_keep .+ a.y0_set
     y0 = y0 .* (1 .- a.y0_est) .+ y0_est .* a.y0_est
-    y0 = y0 .* c.y_keep .+ c.y_set
-    y0 = y0 .* (1 .- c.ysrc_use) .+ pc[c.ysrc] .* c.ysrc_use
-    θ = theta_of(m, pc)
-    kw = isempty(c.tstops) ? (;) : (; tstops = c.tstops)
-    kw = sensealg === nothing ? kw : (; kw..., sensealg = sensealg)
-    sol = solve(c.prob, settings.alg; u0 = y0, p = θ, saveat = a.ts, reltol = settings.rtol,
-        abstol = settings.atol, maxiters = settings.max_steps, kw...)
-    code = status(sol, length(a.ts))
-    code == CODE_SUCCESS || return nothing, nothing, code, Float64(last(sol.t))
-    H, sig = outputs(m, c, pc, θ, Array(sol), a.ts)
-    return H, sig, code, a.ts[end]
+    y0 = y0 .* o.y_keep .+ o.y_set
+    return y0 .* (1 .- o.ysrc_use) .+ pc[o.ysrc] .* o.ysrc_use
 end
+
+stop_kw(ts) = isempty(ts) ? (;) : (; tstops = ts)
+sense_kw(sensealg) = sensealg === nothing ? (;) : (; sensealg = sensealg)
+
+"""
+`(y, code)`: the steady state reached from the preequilibration's start (JAX
+`steady_state`). Where it becomes steady is a threshold decision, found on values only
+(as the JAX engine's event, it carries no derivative); the state there is then solved
+again from the start over (t0, T) with the problem's sensitivity method, so that it is
+differentiated like the main solve.
+"""
+function preequilibrate(m::Model, a::Arrays, c::Condition, p, y0_est, s, sensealg)
+    pp = params_of(c.pre_over, p)
+    y = start_state(m, a, c.pre_over, pp, y0_est)
+    θ = theta_of(m, pp)
+    T, y_end, code = Zygote.ignore_derivatives() do
+        steady_time(c.pre_prob, y, θ, s, stops(m, c.signals, pp, a.t0, a.t0 + STEADY_STATE_HORIZON))
+    end
+    (code != CODE_SUCCESS || sensealg === nothing) && return y_end, code
+    prob, ts_stop = Zygote.ignore_derivatives(() -> (remake(c.pre_prob; tspan = (a.t0, T)), stops(m, c.signals, pp, a.t0, T)))
+    sol = solve(prob, s.alg; u0 = y, p = θ, saveat = [T], reltol = s.rtol, abstol = s.atol, maxiters = s.max_steps,
+        stop_kw(ts_stop)..., sense_kw(sensealg)...)
+    code = status(sol, 1)
+    return code == CODE_SUCCESS ? Array(sol)[:, 1] : y, code
+end
+
+"""One condition's solve: `(Y, pc, code, t_reached)`, `Y` (states × times) `nothing` unless code is 0."""
+function condition_solve(m::Model, a::Arrays, c::Condition, p, y0_est, s, sensealg)
+    pc = params_of(c.own, p)
+    y0 = start_state(m, a, c.own, pc, y0_est)
+    if c.pre
+        y_ss, code = preequilibrate(m, a, c, p, y0_est, s, sensealg)
+        code == CODE_SUCCESS || return nothing, pc, code, a.t0
+        y0 = y0 .* c.reset .+ y_ss .* (1 .- c.reset)  # the condition's own state overrides apply after it
+    end
+    ts_stop = Zygote.ignore_derivatives(() -> stops(m, c.signals, pc, a.t0, a.ts[end]))
+    sol = solve(c.prob, s.alg; u0 = y0, p = theta_of(m, pc), saveat = a.ts, reltol = s.rtol, abstol = s.atol,
+        maxiters = s.max_steps, stop_kw(ts_stop)..., sense_kw(sensealg)...)
+    code = status(sol, length(a.ts))
+    code == CODE_SUCCESS || return nothing, pc, code, Float64(last(sol.t))
+    return Array(sol), pc, code, a.ts[end]
+end
+
+"""Observables then states at one state `y` (time `t`, inputs `inp`), and their noise scales, at parameters `p`."""
+function point_outputs(m::Model, p, y, t, inp)
+    m.n_obs == 0 && return y, ones(m.n_states)
+    h = m.observe(y, theta_of(m, p), t, inp, m.chains, m.states)
+    return vcat(h, y), vcat(m.sigma(p), ones(m.n_states))
+end
+
+"""Observables then states (rows) at every save time (columns), and their noise scales."""
+function outputs(m::Model, c::Condition, pc, Y, ts)
+    m.n_obs == 0 && return Y, ones(m.n_states)
+    θ = theta_of(m, pc)
+    O = reduce(hcat, map(k -> m.observe(Y[:, k], θ, ts[k], c.inputs_at[k], m.chains, m.states), eachindex(ts)))
+    return vcat(O, Y), vcat(m.sigma(pc), ones(m.n_states))
+end
+
+"""`(h, σ)` of the condition's data rows: gathered from the (row, time) table, or evaluated
+row by row at the row's parameters (JAX `_measured`); a σ given in the data wins."""
+function measured(m::Model, a::Arrays, c::Condition, Y, pc)
+    r = c.rows
+    if r.per_row
+        hs = map(eachindex(r.obs)) do k
+            H, sig = point_outputs(m, pc[r.p_src[:, k]] .* r.p_keep[:, k] .+ r.p_set[:, k], Y[:, r.time[k]],
+                a.ts[r.time[k]], c.inputs_at[r.time[k]])
+            (H[r.obs[k]], sig[r.obs[k]])
+        end
+        h, σ_model = map(first, hs), map(last, hs)
+    else
+        H, sig = outputs(m, c, pc, Y, a.ts)
+        h, σ_model = H[r.lin], sig[r.obs]
+    end
+    return h, r.sigma_given .* r.sigma_data .+ (1 .- r.sigma_given) .* σ_model
+end
+
+# -log p(y | h, σ) per measurement, as pyude/engines/jax/_objective.py `nll_terms`
+# (log-transformed models include the Jacobian term; logs are natural)
+normal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ)) .+ 0.5 .* abs2.((y .- h) ./ σ)
+lognormal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ) .+ 2 .* log.(y)) .+ 0.5 .* abs2.((log.(y) .- log.(h)) ./ σ)
+laplace_nll(y, h, σ) = log.(2 .* σ) .+ abs.(y .- h) ./ σ
+log10normal_nll(y, h, σ) = 0.5 .* (LOG2PI .+ 2 .* log.(σ) .+ 2 .* log.(y) .+ 2 * log(LN10)) .+
+                           0.5 .* abs2.((log.(y) .- log.(h)) ./ (LN10 .* σ))
+loglaplace_nll(y, h, σ) = log.(2 .* σ) .+ log.(y) .+ abs.(log.(y) .- log.(h)) ./ σ
+log10laplace_nll(y, h, σ) = log.(2 .* σ) .+ log.(y) .+ log(LN10) .+ abs.(log.(y) .- log.(h)) ./ (LN10 .* σ)
 
 """Negative log-likelihood of one condition's rows (noise codes as in the JAX engine)."""
 function nll(r::Rows, h, σ)
-    total = zero(eltype(h))
-    g = r.normal
-    if !isempty(g)
-        res = (r.value[g] .- h[g]) ./ σ[g]
-        total += sum(r.weight[g] .* (0.5 .* (LOG2PI .+ 2 .* log.(σ[g])) .+ 0.5 .* abs2.(res)))
-    end
-    g = r.lognormal
-    if !isempty(g)
-        ly = log.(r.value[g])
-        res = (ly .- log.(h[g])) ./ σ[g]
-        total += sum(r.weight[g] .* (0.5 .* (LOG2PI .+ 2 .* log.(σ[g]) .+ 2 .* ly) .+ 0.5 .* abs2.(res)))
-    end
-    g = r.laplace
-    if !isempty(g)
-        total += sum(r.weight[g] .* (log.(2 .* σ[g]) .+ abs.(r.value[g] .- h[g]) ./ σ[g]))
-    end
-    g = r.poisson
-    if !isempty(g)
-        total += sum(r.weight[g] .* (h[g] .- r.value[g] .* log.(h[g]) .+ r.lgamma[g]))
-    end
-    return total
+    term(g, f) = isempty(g) ? 0.0 : sum(r.weight[g] .* f(r.value[g], h[g], σ[g]))
+    g = r.groups[4]  # poisson: h - y log h + log Γ(y + 1)
+    poisson = isempty(g) ? 0.0 : sum(r.weight[g] .* (h[g] .- r.value[g] .* log.(h[g]) .+ r.lgamma[g]))
+    return term(r.groups[1], normal_nll) + term(r.groups[2], lognormal_nll) + term(r.groups[3], laplace_nll) +
+           poisson + term(r.groups[5], log10normal_nll) + term(r.groups[6], loglaplace_nll) +
+           term(r.groups[7], log10laplace_nll)
 end
 
 function condition_term(m::Model, a::Arrays, c::Condition, p, y0_est, settings, sensealg)
-    H, sig, code, t_reached = condition_outputs(m, a, c, p, y0_est, settings, sensealg)
+    Y, pc, code, t_reached = condition_solve(m, a, c, p, y0_est, settings, sensealg)
     code == CODE_SUCCESS || return (Inf, code, t_reached)
     r = c.rows
-    h = H[r.lin]
-    σ = r.sigma_given .* r.sigma_data .+ (1 .- r.sigma_given) .* sig[r.obs]
+    h, σ = measured(m, a, c, Y, pc)
     term = a.wss ? sum(r.weight .* abs2.((r.value .- h) ./ σ)) : nll(r, h, σ)
     return (term, code, t_reached)
 end
@@ -250,23 +351,48 @@ states; NaN for a failed condition) and `sigma[row, condition]`.
 function predict(m::Model, a::Arrays, theta, solver::AbstractString, rtol, atol, max_steps)
     θv = Vector{Float64}(theta)
     s = settings_of(solver, rtol, atol, max_steps)
-    C, rows = length(a.conditions), m.n_obs + m.n_states
-    H = fill(NaN, rows, length(a.ts), C)
-    S = fill(NaN, rows, C)
+    C, n_rows = length(a.conditions), m.n_obs + m.n_states
+    H = fill(NaN, n_rows, length(a.ts), C)
+    S = fill(NaN, n_rows, C)
     codes, t_reached = zeros(Int, C), fill(NaN, C)
     try
         z = z_of(θv, a)
         p, y0_est = z[1:m.n_params], z[(m.n_params + 1):end]
         for (k, c) in enumerate(a.conditions)
-            h, sig, codes[k], t_reached[k] = condition_outputs(m, a, c, p, y0_est, s, nothing)
-            if h !== nothing
-                H[:, :, k] = h
-                S[:, k] = sig
-            end
+            Y, pc, codes[k], t_reached[k] = condition_solve(m, a, c, p, y0_est, s, nothing)
+            Y === nothing && continue
+            H[:, :, k], S[:, k] = outputs(m, c, pc, Y, a.ts)
         end
         return (H, S, codes, t_reached, "")
     catch err
         err isa InterruptException && rethrow()
         return (H, S, fill(CODE_EXCEPTION, C), t_reached, sprint(showerror, err))
+    end
+end
+
+"""
+    rows(m, a, theta, solver, rtol, atol, max_steps)
+
+`(h, sigma, codes, t_reached, message)`: the prediction and noise scale of every data row
+(in the data table's order; NaN for the rows of a failed condition).
+"""
+function rows(m::Model, a::Arrays, theta, solver::AbstractString, rtol, atol, max_steps)
+    θv = Vector{Float64}(theta)
+    s = settings_of(solver, rtol, atol, max_steps)
+    C = length(a.conditions)
+    h, σ = fill(NaN, a.n_data), fill(NaN, a.n_data)
+    codes, t_reached = zeros(Int, C), fill(NaN, C)
+    try
+        z = z_of(θv, a)
+        p, y0_est = z[1:m.n_params], z[(m.n_params + 1):end]
+        for (k, c) in enumerate(a.conditions)
+            Y, pc, codes[k], t_reached[k] = condition_solve(m, a, c, p, y0_est, s, nothing)
+            Y === nothing && continue
+            h[c.rows.index], σ[c.rows.index] = measured(m, a, c, Y, pc)
+        end
+        return (h, σ, codes, t_reached, "")
+    catch err
+        err isa InterruptException && rethrow()
+        return (h, σ, fill(CODE_EXCEPTION, C), t_reached, sprint(showerror, err))
     end
 end

@@ -20,7 +20,14 @@ function algorithm(name::AbstractString)
     return SOLVERS[name]()
 end
 
-# the vector-Jacobian product inside the adjoint ODE (SciMLSensitivity's `autojacvec`)
+# the vector-Jacobian product inside the adjoint ODE (SciMLSensitivity's `autojacvec`).
+# The default (pyude/engines/julia/_names.py) is ReverseDiffVJP() with an uncompiled tape:
+# the in-place Lux UDE recipe of SciML's "missing physics" showcase uses
+# `autojacvec = ReverseDiffVJP(true)`, PEtab.jl's adjoint docs call ReverseDiffVJP(true)
+# "currently the most stable option"; compiled (true) only for code without branches
+# (SciMLSensitivity src/concrete_solve.jl `inplace_vjp` checks `hasbranching` first), and
+# the generated code branches in min/max/abs/softplus/piecewise. Enzyme on the generated
+# right-hand side with a Lux chain and a ComponentArray was never run: selectable only.
 const VJPS = Dict{String, Any}(
     "enzyme" => EnzymeVJP,
     "reversediff" => ReverseDiffVJP,
@@ -44,6 +51,7 @@ const CODE_NONFINITE = 3
 const CODE_FAILED = 4
 const CODE_EXCEPTION = 5
 const CODE_INCOMPLETE = 6
+const CODE_NO_STEADY_STATE = 7
 
 """0 when `sol` succeeded and saved all `n_saved` times, else why not."""
 function status(sol, n_saved::Int)
@@ -68,14 +76,45 @@ function solve_model(m::Model, ts, t0, y0, p, u_times, u_values, u_m, u_len, sol
     tsv = Vector{Float64}(ts)
     t0 = Float64(t0)
     sig = signals(m, u_times, u_values, u_m, u_len)
-    prob = ODEProblem{true, SciMLBase.FullSpecialize}(RHS(m, sig), Vector{Float64}(y0), (t0, tsv[end]),
-        theta_of(m, Vector{Float64}(p)))
-    stops = knots(sig, t0, tsv[end])
-    kw = isempty(stops) ? (;) : (; tstops = stops)
+    pv = Vector{Float64}(p)
+    prob = ODEProblem{true, SciMLBase.FullSpecialize}(RHS(m, sig), Vector{Float64}(y0), (t0, tsv[end]), theta_of(m, pv))
+    ts_stop = stops(m, sig, pv, t0, tsv[end])
+    kw = isempty(ts_stop) ? (;) : (; tstops = ts_stop)
     sol = solve(prob, algorithm(solver); saveat = tsv, reltol = Float64(rtol), abstol = Float64(atol),
         maxiters = Int(max_steps), kw...)
     code = status(sol, length(tsv))
     Y = code == CODE_SUCCESS ? Array(sol) : zeros(m.n_states, 0)
     st = sol.stats
     return (Y, code, String(Symbol(sol.retcode)), Float64(last(sol.t)), st.naccept, st.nreject, st.nf, st.njacs)
+end
+
+# how long a preequilibration may run before it counts as failed (as the JAX engine)
+const STEADY_STATE_HORIZON = 1e9
+
+rms(x) = sqrt(sum(abs2, x) / length(x))
+
+"""
+Stops the solve where `rms(f(u)) < atol + rtol * rms(u)`: diffrax's `steady_state_event`
+with the step-size controller's tolerances and rms norm, as the JAX engine's
+preequilibration. `DiscreteCallback(condition, terminate!)` is checked after every step;
+`terminate!` sets `ReturnCode.Terminated` (SciMLBase).
+"""
+function steady_callback(atol, rtol)
+    function condition(u, t, integrator)
+        du = similar(u)
+        integrator.f(du, u, integrator.p, t)
+        return rms(du) < atol + rtol * rms(u)
+    end
+    return DiscreteCallback(condition, terminate!; save_positions = (false, false))
+end
+
+"""`(T, y, code)`: where (and in which state) the solve from `u0` at `prob.tspan[1]` becomes steady."""
+function steady_time(prob, u0, θ, s, tstops)
+    sol = solve(prob, s.alg; u0 = u0, p = θ, callback = steady_callback(s.atol, s.rtol), save_everystep = false,
+        save_start = false, save_end = true, reltol = s.rtol, abstol = s.atol, maxiters = s.max_steps,
+        (isempty(tstops) ? (;) : (; tstops = tstops))...)
+    sol.retcode == ReturnCode.Terminated && return Float64(last(sol.t)), Vector{Float64}(sol.u[end]), CODE_SUCCESS
+    code = status(sol, length(sol.t))
+    # a successful solve that ran to the horizon never became steady
+    return NaN, Vector{Float64}(u0), code == CODE_SUCCESS ? CODE_NO_STEADY_STATE : code
 end

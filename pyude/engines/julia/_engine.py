@@ -28,6 +28,7 @@ CODES = {
     4: "solver_failed",
     5: "julia_exception",
     6: "incomplete",
+    7: "no_steady_state",
 }
 STIFF = ("Rodas5P", "Rosenbrock23", "Kvaerno5", "KenCarp4", "FBDF", "QNDF")
 
@@ -176,7 +177,7 @@ class JuliaEngine:
         hit = cm.arrays.get(key)
         if hit is not None and hit[0] is arrays:
             return hit[1]
-        ja = self._call("make_arrays", cm.handle, **objective_kwargs(arrays, mode))
+        ja = self._call("make_arrays", cm.handle, **objective_kwargs(arrays, mode, cm.model))
         cm.arrays[key] = (arrays, ja)
         if len(cm.arrays) > 8:
             cm.arrays.popitem(last=False)
@@ -207,10 +208,24 @@ class JuliaEngine:
         H = np.transpose(np.array(H, dtype=float), (2, 1, 0))
         return (H, np.array(S, dtype=float).T, np.array(codes, dtype=np.int64), np.array(t_reached, dtype=float)), first
 
+    def rows(self, cm, s, mode: str, theta, arrays):
+        """``((h, sigma, codes, t_reached), first-call seconds)``: every data row's prediction and noise scale."""
+        ja = self._arrays(cm, arrays, mode)
+        out, first, _ = self._timed(
+            cm, ("rows", s, mode), "rows", cm.handle, ja, np.asarray(theta, dtype=float), s.solver,
+            float(s.rtol), float(s.atol), int(s.max_steps),
+        )
+        h, sigma, codes, t_reached, message = out
+        self.last_message = str(message)
+        return (np.array(h, dtype=float), np.array(sigma, dtype=float), np.array(codes, dtype=np.int64),
+                np.array(t_reached, dtype=float)), first
+
     # ---------------------------------------------------------------- errors
     def _raise(self, code: int, t_reached: float, t_end: float, solver: str, max_steps: int, extra: str) -> None:
         name = CODES.get(code, f"code {code}")
-        if name == "max_steps_reached":
+        if name == "no_steady_state":
+            hint = "the preequilibration did not settle within 1e9 time units; check its condition"
+        elif name == "max_steps_reached":
             hint = (f"increase max_steps (now {max_steps}) or loosen rtol/atol" if solver in STIFF else
                     f"the problem looks stiff: try solver='Rodas5P' (or 'FBDF'), or increase max_steps (now {max_steps})")
         elif name in ("dt_min_reached", "nonfinite"):

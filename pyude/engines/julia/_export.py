@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..._errors import SpecError
-from ...spec._expr import to_json
+from ...spec._expr import symbols, to_json
 from ...spec._model import Model
 from ...spec._networks import Network
 
@@ -54,24 +54,24 @@ def from_julia_order(model: Model, data) -> np.ndarray:
     return out
 
 
+def rhs_switches(model: Model) -> list:
+    """``d = a - b`` of every comparison ``cmp(a, b)`` of t in the right-hand side (affine in t,
+    otherwise parameters only; the JAX engine's ``_time_switches``): PyUDE.jl steps onto each
+    root (``tstops``), as the JAX engine's step-size controller does."""
+    from ..jax._compile import _time_switches
+
+    rhs_exprs = list(model.equations.values()) if model.equations is not None else [
+        e for r in model.reactions for e in (r.rate, r.reverse_rate) if e is not None
+    ]
+    return _time_switches(rhs_exprs, set(model.parameters))
+
+
 def julia_spec(model: Model) -> dict[str, Any]:
     """The spec as PyUDE.jl's ``compile_model`` reads it (plain JSON data)."""
     if not isinstance(model, Model):
         raise SpecError("the Julia engine runs model specs only; a model given as a Python function needs engine='jax'")
     if model.n_params == 0:
         raise SpecError("the Julia engine needs a model with at least one parameter")
-    from ..jax._compile import _time_switches
-
-    rhs_exprs = list(model.equations.values()) if model.equations is not None else [
-        e for r in model.reactions for e in (r.rate, r.reverse_rate) if e is not None
-    ]
-    if _time_switches(rhs_exprs, set(model.parameters)):
-        # the JAX engine hands these switch times to its step-size controller (and their
-        # parameter dependence to the adjoint); PyUDE.jl does not pass them as tstops yet
-        raise SpecError(
-            "the Julia engine does not implement right-hand sides that switch at a time (a comparison of t, "
-            "e.g. an SBML piecewise in time); use engine='jax'"
-        )
     graphs = [name for name, net in model.networks.items() if not isinstance(net, Network)]
     if graphs:
         raise SpecError(
@@ -109,6 +109,7 @@ def julia_spec(model: Model) -> dict[str, Any]:
             {"name": o.name, "formula": to_json(o.formula), "sigma": None if o.sigma is None else to_json(o.sigma)}
             for o in model.observables.values()
         ],
+        "switches": [to_json(d) for d in rhs_switches(model)],
         "julia_layout": julia_layout(model).tolist(),
     }
 
@@ -132,14 +133,17 @@ def input_arrays(u) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 # What PyUDE.jl's objective implements: an objective input beyond these (a feature the JAX
 # objective gained later) is refused by name, never dropped (a silently different objective)
+PRE_KEYS = {"pre", "pre_p_fixed", "pre_p_value", "pre_p_source", "pre_y_fixed", "pre_y_value", "pre_y_source"}
 OBJECTIVE_KEYS = {
     "": {"base_z", "index", "scale", "is_network", "l2", "y0_fixed", "y0_value", "y0_estimated", "ts", "t0", "u",
          "cond", "data", "priors"},
-    "cond": {"p_fixed", "p_value", "p_source", "y_fixed", "y_value", "y_source", "u_fixed", "u_value"},
-    "data": {"cond", "time", "obs", "value", "sigma", "noise", "weight"},
+    "cond": {"p_fixed", "p_value", "p_source", "y_fixed", "y_value", "y_source", "u_fixed", "u_value"} | PRE_KEYS,
+    "data": {"cond", "time", "obs", "value", "sigma", "noise", "weight", "row"},
     "priors": {"index", "kind", "mean", "sd"},
 }
-NOISE_CODES = (0, 1, 2, 3, 4)  # none, normal, lognormal, laplace, poisson
+ROW_KEYS = {"index", "fixed", "value", "source"}
+# none, normal, lognormal, laplace, poisson, log10normal, loglaplace, log10laplace (jax/_objective.py)
+NOISE_CODES = (0, 1, 2, 3, 4, 5, 6, 7)
 
 
 def check_supported(arrays: dict[str, Any]) -> None:
@@ -151,21 +155,59 @@ def check_supported(arrays: dict[str, Any]) -> None:
             where = f"arrays[{group!r}]" if group else "arrays"
             raise SpecError(
                 f"the Julia engine does not implement objective input(s) {extra} of {where} "
-                "(e.g. multiple shooting, per-measurement parameters, preequilibration); use engine='jax'"
+                "(e.g. multiple shooting); use engine='jax'"
             )
+    extra = sorted(set(arrays["data"].get("row", {})) - ROW_KEYS)
+    if extra:
+        raise SpecError(f"the Julia engine does not implement objective input(s) {extra} of arrays['data']['row']; "
+                        "use engine='jax'")
     codes = np.unique(np.asarray(arrays["data"]["noise"]))
     unknown = [int(c) for c in codes if int(c) not in NOISE_CODES]
     if unknown:
         raise SpecError(f"the Julia engine does not implement noise model code(s) {unknown}; use engine='jax'")
 
 
-def objective_kwargs(arrays: dict[str, Any], mode: str) -> dict[str, Any]:
+def switch_parameters(model: Model) -> list[str]:
+    """The parameters the right-hand side's switch times depend on."""
+    names = set().union(set(), *(symbols(d) for d in rhs_switches(model)))
+    return [p for p in model.parameters if p in names]
+
+
+def check_switch_times(model: Model, arrays: dict[str, Any]) -> None:
+    """Refuse switch times that move with an estimated parameter: PyUDE.jl passes them to the
+    solver as ``tstops``, constants to SciMLSensitivity, so the gradient would lack the jump
+    term ``λ·(f(τ-) - f(τ+)) dτ/dθ`` that the JAX engine's adjoint adds."""
+    names = switch_parameters(model)
+    if not names:
+        return
+    offsets = {name: off for name, _, off in model.parameter_layout}
+    estimated = {int(i) for i in np.asarray(arrays["index"]).ravel() if int(i) < model.n_params}
+    c = arrays["cond"]
+    for prefix in ("", "pre_"):
+        if prefix + "p_fixed" not in c:
+            continue
+        fixed, source = np.asarray(c[prefix + "p_fixed"]), np.asarray(c[prefix + "p_source"])
+        for name in names:
+            j = offsets[name]
+            moved = {int(s) for s in source[~fixed[:, j].astype(bool), j]} & estimated
+            if moved:
+                raise SpecError(
+                    f"the Julia engine does not differentiate switch times: the right-hand side switches at a time "
+                    f"that depends on parameter {name!r}, which is estimated; fix it or use engine='jax'"
+                )
+
+
+def objective_kwargs(arrays: dict[str, Any], mode: str, model: Model | None = None) -> dict[str, Any]:
     """The keyword arguments of ``PyUDE.make_arrays`` from the arrays ``pyude.Problem`` builds
     (the JAX objective's input): numpy, indices 1-based, masks 0/1 integers, and
-    ``log Γ(y+1)`` of the poisson rows (a constant of the data)."""
+    ``log Γ(y+1)`` of the poisson rows (a constant of the data). Without per-measurement
+    parameters the ``row_*`` arrays are empty; without preequilibration ``pre`` is all 0
+    (and the ``pre_*`` overrides repeat the condition's own, unused)."""
     from scipy.special import gammaln
 
     check_supported(arrays)
+    if model is not None:
+        check_switch_times(model, arrays)
 
     def f64(x):
         return np.ascontiguousarray(np.asarray(x, dtype=float))
@@ -176,6 +218,11 @@ def objective_kwargs(arrays: dict[str, Any], mode: str) -> dict[str, Any]:
     c, d, pr = arrays["cond"], arrays["data"], arrays["priors"]
     noise = i64(d["noise"])
     value = f64(d["value"])
+    n_rows = value.shape[0]
+    row = d.get("row", {"index": np.zeros(0), "fixed": np.zeros((n_rows, 0)), "value": np.zeros((n_rows, 0)),
+                        "source": np.zeros((n_rows, 0))})
+    pre = c if "pre" in c else {f"pre_{k}": c[k] for k in ("p_fixed", "p_value", "p_source", "y_fixed", "y_value",
+                                                          "y_source")}
     u_times, u_values, u_m, u_len = input_arrays(arrays["u"])
     return {
         "base_z": f64(arrays["base_z"]),
@@ -200,6 +247,13 @@ def objective_kwargs(arrays: dict[str, Any], mode: str) -> dict[str, Any]:
         "y_source": i64(c["y_source"], 1),  # -1 (none) becomes 0
         "u_fixed": i64(c["u_fixed"]),
         "u_value": f64(c["u_value"]),
+        "pre": i64(c["pre"]) if "pre" in c else np.zeros(np.asarray(c["p_fixed"]).shape[0], dtype=np.int64),
+        "pre_p_fixed": i64(pre["pre_p_fixed"]),
+        "pre_p_value": f64(pre["pre_p_value"]),
+        "pre_p_source": i64(pre["pre_p_source"], 1),
+        "pre_y_fixed": i64(pre["pre_y_fixed"]),
+        "pre_y_value": f64(pre["pre_y_value"]),
+        "pre_y_source": i64(pre["pre_y_source"], 1),
         "d_cond": i64(d["cond"], 1),
         "d_time": i64(d["time"], 1),
         "d_obs": i64(d["obs"], 1),
@@ -208,6 +262,10 @@ def objective_kwargs(arrays: dict[str, Any], mode: str) -> dict[str, Any]:
         "d_noise": noise,
         "d_weight": f64(d["weight"]),
         "d_lgamma": np.where(noise == 4, gammaln(np.where(noise == 4, value, 0.0) + 1.0), 0.0),
+        "row_index": i64(row["index"], 1),
+        "row_fixed": i64(row["fixed"]),
+        "row_value": f64(row["value"]),
+        "row_source": i64(row["source"], 1),
         "prior_index": i64(pr["index"], 1),
         "prior_kind": i64(pr["kind"]),
         "prior_mean": f64(pr["mean"]),

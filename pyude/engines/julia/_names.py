@@ -31,7 +31,10 @@ JULIA_SENSITIVITIES: dict[str, str] = {
 }
 VJPS: dict[str, str] = {"enzyme": "EnzymeVJP()", "reversediff": "ReverseDiffVJP()", "zygote": "ZygoteVJP()"}
 VJP_ENV = "PYUDE_JULIA_VJP"
-DEFAULT_VJP = "enzyme"
+# ReverseDiffVJP() (uncompiled tape: the generated code may branch in min/max/piecewise):
+# the VJP of SciML's in-place Lux UDE showcase and PEtab.jl's adjoint docs; EnzymeVJP on
+# the generated right-hand side with a Lux chain was never run (docs/engines.md)
+DEFAULT_VJP = "reversediff"
 
 
 def julia_solver_name(name: str) -> str:
@@ -47,7 +50,7 @@ def julia_solver_name(name: str) -> str:
 
 
 def vjp_choice() -> str:
-    """The VJP inside the adjoints: ``$PYUDE_JULIA_VJP`` (enzyme | reversediff | zygote), default enzyme."""
+    """The VJP inside the adjoints: ``$PYUDE_JULIA_VJP`` (enzyme | reversediff | zygote), default reversediff."""
     vjp = os.environ.get(VJP_ENV, DEFAULT_VJP).strip().lower()
     if vjp not in VJPS:
         raise SpecError(f"{VJP_ENV}={vjp!r}: choose one of {', '.join(VJPS)}")
