@@ -219,3 +219,41 @@ def test_sbml_event_refusals(tmp_path, extra, match):
 
     with pytest.raises(PetabError, match=match):
         read_sbml(_sbml(tmp_path, extra))
+
+
+def _petab(tmp_path, parameters="k\tlog10\t0.01\t10\t0.5\t1\n", pre=""):
+    """A PEtab v1 problem around the SBML model above: X and Y measured, k estimated."""
+    _sbml(tmp_path)
+    (tmp_path / "parameters.tsv").write_text(
+        "parameterId\tparameterScale\tlowerBound\tupperBound\tnominalValue\testimate\n" + parameters
+    )
+    (tmp_path / "observables.tsv").write_text(
+        "observableId\tobservableFormula\tnoiseFormula\nobs_x\tX\t0.1\nobs_y\tY\t0.1\n"
+    )
+    (tmp_path / "conditions.tsv").write_text("conditionId\tdose\nc1\t1.0\nc2\t2.0\n")
+    (tmp_path / "measurements.tsv").write_text(
+        "observableId\tpreequilibrationConditionId\tsimulationConditionId\ttime\tmeasurement\n"
+        f"obs_x\t{pre}\tc1\t3.0\t0.8\nobs_y\t\tc1\t8.0\t2.9\nobs_x\t\tc2\t3.0\t1.4\n"
+    )
+    (tmp_path / "problem.yaml").write_text(
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n"
+        "  - sbml_files: [model.xml]\n    observable_files: [observables.tsv]\n"
+        "    condition_files: [conditions.tsv]\n    measurement_files: [measurements.tsv]\n"
+    )
+    return tmp_path / "problem.yaml"
+
+
+def test_petab_problem_with_events(tmp_path):
+    pr = pyude.petab.load(_petab(tmp_path), solver="Tsit5", rtol=1e-10, atol=1e-12)
+    sim = pr.simulate(pr.nominal_params())["simulation"].to_numpy()
+    k, tau, thr = 0.5, 2.0, 0.3
+    x3 = [(np.exp(-k * tau) + dose) * np.exp(-k * 1.0) for dose in (1.0, 2.0)]
+    t_on = tau + np.log((np.exp(-k * tau) + 1.0) / thr) / k
+    assert np.allclose(sim, [x3[0], 8.0 - t_on, x3[1]], rtol=1e-8)
+
+
+def test_petab_refusals_with_events(tmp_path):
+    with pytest.raises(PetabError, match=r"'s'\): parameter 's' is assigned by an SBML event"):
+        pyude.petab.load(_petab(tmp_path, parameters="s\tlin\t0\t10\t0\t1\n"))
+    with pytest.raises(PetabError, match=r"preequilibration \('c2'\) of a model with events is not supported"):
+        pyude.petab.load(_petab(tmp_path, pre="c2"))
