@@ -77,7 +77,7 @@ def test_gradients_match_finite_differences(sens):
         assert g[name] == pytest.approx(fd, rel=1e-5, abs=1e-8), name
 
 
-def test_adjoint_refuses_events_by_name():
+def test_adjoint_and_multiple_shooting_refuse_events_by_name():
     data = pd.DataFrame({"time": [1.0], "observable": ["x"], "value": [1.0]})
     pr = pyude.Problem(MODEL, data, **TIGHT)
     with pytest.raises(pyude.SpecError, match="'adjoint' sensitivity does not implement events"):

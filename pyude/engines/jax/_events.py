@@ -50,6 +50,7 @@ class CompiledEvents:
     fires_initially: np.ndarray  # (n,) initial_value false: fires at t0 if the trigger holds there
     times: Callable  # p -> (n_timed,) firing times (inf: never, after t0)
     g: Callable  # (t, y, p, u) -> (n,) trigger functions
+    g_one: Callable  # (j, t, y, p, u) -> trigger function j
     assign: Callable  # (t, y, p, u, fire (n,) bool) -> y after the firing events
 
     def holds(self, t, y, p, u):
@@ -87,6 +88,9 @@ def compile_events(model, env_of: Callable, bound_nets: Callable, evaluator, aff
         ev = evaluator(env_of(t, y, p, u), bound_nets(p))
         return jnp.stack([ev(x) for x in gs]).astype(y.dtype)
 
+    def g_one(j, t, y, p, u):
+        return evaluator(env_of(t, y, p, u), bound_nets(p))(gs[j]).astype(y.dtype)
+
     def assign(t, y, p, u, fire):
         ev = evaluator(env_of(t, y, p, u), bound_nets(p))  # the values before the event
         out = y
@@ -104,6 +108,7 @@ def compile_events(model, env_of: Callable, bound_nets: Callable, evaluator, aff
         np.asarray([e.fires_initially for e in events]),
         times,
         g,
+        g_one,
         assign,
     )
 
@@ -131,7 +136,7 @@ def solve_with_events(cm, s: Settings, ts, t0, y0, p, u, *, adjoint: diffrax.Abs
 
         def fn(t, y, args, **_):
             p_, u_, t_start, force = args
-            g = ev.g(t, y, p_, u_)[j]
+            g = ev.g_one(j, t, y, p_, u_)
             # an event that has just fired counts as true at its segment's start (its g may
             # be a rounding error below zero there): it must go false before it fires again
             return jnp.where((t == t_start) & force[k], jnp.ones_like(g), g)
