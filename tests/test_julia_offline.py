@@ -446,6 +446,17 @@ def test_julia_noise_terms_match_the_jax_formulas():
     assert "groups = [findall(k -> max(k, 1) == code, codes) for code in 1:7]" in text  # code 0 counts as normal
 
 
+def test_events_are_refused():
+    import pyude
+
+    m = pyude.Model.from_dict({
+        "states": ["x"], "parameters": {"k": 1.0}, "equations": {"x": "-k*x"}, "initial": {"x": 1.0},
+        "events": [{"trigger": "ge(t, 1)", "assignments": {"x": "x + 1"}}],
+    })
+    with pytest.raises(pyude.SpecError, match="does not implement events"):
+        julia_spec(m)
+
+
 # ------------------------------------------------------------ Julia is missing
 def _no_julia(monkeypatch, tmp_path):
     for var in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE", "PYTHON_JULIAPKG_PROJECT", "PYUDE_JULIA",

@@ -118,7 +118,7 @@ def test_simulate_uses_row_placeholders():
     assert np.allclose(b - a, 1.0)
 
 
-def test_refuses_events(tmp_path):
+def test_refuses_delayed_events(tmp_path):
     src = ROOT / "Boehm_JProteomeRes2014"
     for f in src.iterdir():
         (tmp_path / f.name).write_bytes(f.read_bytes())
@@ -128,10 +128,11 @@ def test_refuses_events(tmp_path):
         '<listOfEvents><event id="bolus" useValuesFromTriggerTime="true"><trigger>'
         '<math xmlns="http://www.w3.org/1998/Math/MathML"><apply><gt/>'
         '<csymbol encoding="text" definitionURL="http://www.sbml.org/sbml/symbols/time"> t </csymbol><cn> 10 </cn>'
-        "</apply></math></trigger></event></listOfEvents>"
+        '</apply></math></trigger><delay><math xmlns="http://www.w3.org/1998/Math/MathML"><cn> 1 </cn></math>'
+        "</delay></event></listOfEvents>"
     )
     sbml.write_text(text.replace("</listOfReactions>", "</listOfReactions>" + event))
-    with pytest.raises(PetabError, match=r"events \('bolus'\) is not supported"):
+    with pytest.raises(PetabError, match=r"event delays \('bolus'\) is not supported"):
         pyude.petab.load(tmp_path / "Boehm_JProteomeRes2014.yaml")
 
 

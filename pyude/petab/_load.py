@@ -253,6 +253,8 @@ class _Builder:
             pid = str(row["parameterId"]).strip()
             name = self.name(pid)
             where += f" ({pid!r})"
+            if name in sb.event_parameters:
+                raise PetabError(f"{where}: parameter {pid!r} is assigned by an SBML event (a state here): not supported")
             if name in sb.species or name in sb.compartments or name in sb.rules or name in sb.states:
                 raise PetabError(f"{where}: a parameter table entry must not be a species, compartment or rule target")
             scale = str(row["parameterScale"]).strip()
@@ -406,6 +408,8 @@ class _Builder:
             pre = "" if pre_col not in meas_df.columns or _empty(row[pre_col]) else str(row[pre_col]).strip()
             if pre and pre not in rows:
                 raise PetabError(f"{where}: unknown preequilibrationConditionId {pre!r}")
+            if pre and self.sbml.spec.get("events"):
+                raise PetabError(f"{where}: preequilibration ({pre!r}) of a model with events is not supported")
             t = _float(row["time"], f"{where}, time")
             if math.isinf(t):
                 raise PetabError(f"{where}: steady-state measurements (time inf) are not supported")

@@ -17,7 +17,14 @@ trees (:mod:`pyude.spec._expr`); nothing is evaluated. The conversion:
   initial values become the spec's ``initial`` expressions of parameters (other
   species' initial values and assignment rules at $t = 0$ substituted).
 
-Refused by name (``PetabError`` naming the file and the id): events, algebraic
+* **events** become the spec's ``events``: the trigger (one comparison, assignment rules
+  substituted), ``initialValue`` (default true), and the assignments, evaluated at the
+  trigger time (without delays ``useValuesFromTriggerTime`` and ``persistent`` change
+  nothing). A parameter assigned by an event becomes a state with $\dot x = 0$ starting
+  at its value.
+
+Refused by name (``PetabError`` naming the file and the id): event delays, priorities
+when there is more than one event, triggers other than one comparison, algebraic
 rules, delays, non-constant compartments, variable stoichiometry, fast
 reactions, ``csymbol`` avogadro/rateOf, and math the spec cannot express.
 """
@@ -98,6 +105,7 @@ class SbmlModel:
     species: set[str]
     rules: dict[str, Expr]  # assignment rules, fully substituted (may depend on t, states, parameters)
     rename: dict[str, str] = field(default_factory=dict)  # SBML id -> spec name, where they differ
+    event_parameters: set[str] = field(default_factory=set)  # SBML parameters made states: events assign them
 
     def name(self, sbml_id: str) -> str:
         return self.rename.get(sbml_id, sbml_id)
@@ -228,8 +236,6 @@ def read_sbml(path: str | Path) -> SbmlModel:
     r = _Reader(path)
     L, m = r.L, r.model
 
-    if m.getNumEvents():
-        raise r.refuse("events", m.getEvent(0).getId())
     if m.getNumConstraints():
         raise r.refuse("constraints", m.getConstraint(0).getMetaId() or "")
     for i in range(m.getNumRules()):
@@ -267,6 +273,9 @@ def read_sbml(path: str | Path) -> SbmlModel:
         elif rule.isRate():
             rate[nm(var)] = node
 
+    # parameters changed by events are states with derivative 0 (their value is their initial value)
+    event_targets = {nm(ea.getVariable()) for ev in m.getListOfEvents() for ea in ev.getListOfEventAssignments()}
+
     # --------------------------------------------------------- compartments
     compartments: dict[str, float] = {}
     for c in m.getListOfCompartments():
@@ -283,7 +292,7 @@ def read_sbml(path: str | Path) -> SbmlModel:
         pid = nm(p.getId())
         if pid in assignment:
             continue
-        if pid in rate:
+        if pid in rate or pid in event_targets:
             param_states.append(pid)  # its SBML value is its initial value (set below)
         else:
             parameters[pid] = float(p.getValue() if p.isSetValue() else 0.0)
@@ -309,7 +318,7 @@ def read_sbml(path: str | Path) -> SbmlModel:
             init[sid] = Num(0.0)
     for p in m.getListOfParameters():
         pid = nm(p.getId())
-        if pid in rate:
+        if pid in rate or pid in event_targets:
             init[pid] = Num(float(p.getValue() if p.isSetValue() else 0.0))
     for ia in m.getListOfInitialAssignments():
         sym = nm(ia.getSymbol())
@@ -373,9 +382,54 @@ def read_sbml(path: str | Path) -> SbmlModel:
         "equations": {s: _expr.to_string(e) for s, e in equations.items()},
         "initial": {s: _expr.to_string(e) for s, e in initial.items()},
     }
+    events = _events(m, r, rn, nm, rules, set(states), set(compartments))
+    if events:
+        spec["events"] = events
     return SbmlModel(
-        spec, states, dict(parameters), set(compartments), species_set, rules, rename
+        spec, states, dict(parameters), set(compartments), species_set, rules, rename,
+        event_parameters=set(param_states) & event_targets - set(rate),
     )
+
+
+_TRIGGERS = ("lt", "le", "gt", "ge")
+
+
+def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], compartments: set[str]) -> list[dict]:
+    """SBML events as spec events: a trigger that is one comparison, assignments to states
+    (species, or parameters made states), evaluated at the trigger time. Delays, priorities
+    among several events, and other triggers are refused by name."""
+    out: list[dict] = []
+    n = m.getNumEvents()
+    for k in range(n):
+        ev = m.getEvent(k)
+        eid = ev.getId() or f"event {k}"
+        if ev.isSetDelay():
+            raise r.refuse("event delays", eid)
+        if ev.isSetPriority() and n > 1:
+            raise r.refuse("event priorities (with more than one event)", eid)
+        trig = ev.getTrigger()
+        if trig is None or trig.getMath() is None:
+            raise PetabError(f"{r.path}: event {eid!r} has no trigger")
+        where = f"trigger of event {eid!r}"
+        node = _simplify(substitute(rn(r.math(trig.getMath(), where)), rules))
+        if not (isinstance(node, Call) and node.fn in _TRIGGERS):
+            raise r.refuse(f"{where}: a trigger other than one comparison (<, <=, >, >=): {_expr.to_string(node)!r}", eid)
+        assignments: dict[str, str] = {}
+        for ea in ev.getListOfEventAssignments():
+            target = nm(ea.getVariable())
+            if target in compartments:
+                raise r.refuse("event assignments to compartments", f"{eid}: {ea.getVariable()}")
+            if target not in states:
+                raise r.refuse("event assignments to a target that is not a state", f"{eid}: {ea.getVariable()}")
+            value = rn(r.math(ea.getMath(), f"assignment to {ea.getVariable()!r} of event {eid!r}"))
+            assignments[target] = _expr.to_string(_simplify(substitute(value, rules)))
+        if not assignments:
+            continue  # an event that assigns nothing changes nothing
+        entry: dict = {"id": eid, "trigger": _expr.to_string(node), "assignments": assignments}
+        # SBML Level 2 has no initialValue: its triggers cannot fire at the start (as initialValue true)
+        entry["initial_value"] = bool(trig.getInitialValue()) if trig.isSetInitialValue() else True
+        out.append(entry)
+    return out
 
 
 def _safe_name(name: str) -> str:

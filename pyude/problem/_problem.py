@@ -321,6 +321,9 @@ class Problem:
         start/end times, the segment owning each time, and where each inner segment ends."""
         if not getattr(self.engine, "supports_shooting", False):
             raise DataError(f"multiple shooting runs on the JAX engine only, not on engine {self.engine.name!r}")
+        if getattr(self.model, "events", None):
+            # a segment's start would lose the trigger states of the events before it
+            raise DataError("multiple shooting of a model with events is not supported")
         layout = self._layouts.get(segments)
         if layout is None:
             ts = self.data.ts

@@ -17,6 +17,7 @@ import yaml
 from .._errors import DataError, SpecError
 from . import _expr
 from ._checks import check_keys
+from ._events import Event, parse_events
 from ._expr import Expr
 from ._graph import GraphNetwork, is_graph_network, parse_graph_network
 from ._networks import Network, parse_network
@@ -24,7 +25,7 @@ from ._reactions import parse_equation, stoichiometry
 
 TOP_KEYS = (
     "name", "description", "states", "parameters", "equations", "reactions", "initial", "networks", "inputs",
-    "observables",
+    "observables", "events",
 )
 SCALES = ("lin", "log", "log10")
 INTERPOLATIONS = ("linear", "zoh", "cubic")
@@ -242,6 +243,10 @@ class Model:
                 name, o, obs_names, net_shapes
             )
 
+        self.events: list[Event] = parse_events(
+            spec.get("events") or [], self.states, set(self.parameters), rhs_names, net_shapes
+        )
+
         self._layout = self._make_layout()
 
     # ----------------------------------------------------------------- parsing
@@ -408,6 +413,8 @@ class Model:
             }
         if self.observables:
             d["observables"] = obs
+        if self.events:
+            d["events"] = [e.to_dict() for e in self.events]
         return d
 
     def to_yaml(self, path: str | Path | None = None) -> str:

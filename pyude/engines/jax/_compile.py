@@ -177,6 +177,7 @@ class CompiledModel:
     cache: dict = field(default_factory=dict)
     # p -> times where the right-hand side switches (piecewise on t), or None: jump times too
     breakpoints: Callable | None = None
+    events: Any = None  # the spec's events (a _events.CompiledEvents), or None
 
     def jumps(self, p):
         """Every jump time for parameters ``p`` (None if there are none): input knots and switch times."""
@@ -297,7 +298,12 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
             tau = -d0 / jnp.where(slope == 0, 1.0, slope)
             return jnp.where((slope != 0) & jnp.isfinite(tau), tau, jnp.inf).astype(p.dtype)
 
-    return CompiledModel(model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints)
+    events = None
+    if model.events:
+        from ._events import compile_events
+
+        events = compile_events(model, env_of, bound_nets, _Evaluator, _affine_in_t)
+    return CompiledModel(model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints, events=events)
 
 
 _COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")

@@ -16,6 +16,7 @@ from ..._sensitivity import AbstractSensitivity
 from ...spec._model import Model
 from ._compile import CompiledModel, compile_model
 from ._objective import objective_fns
+from ._events import solve_with_events
 from ._integrate import Settings, integrate, raise_for_result
 from ._solvers import RHS_EVALS_PER_STEP, canonical_name
 from ._stiffness import StiffnessEstimate, estimate_stiffness
@@ -77,6 +78,8 @@ class JaxEngine:
         s = Settings(name, float(rtol), float(atol), int(max_steps))
 
         def run(ts, t0, y0, p, u):
+            if cm.events is not None:
+                return solve_with_events(cm, s, ts, t0, y0, p, u)
             sol = integrate(cm, s, ts, t0, y0, p, u)
             return sol.ys[0], sol.result._value, sol.ts[1][0], sol.stats
 
@@ -110,6 +113,8 @@ class JaxEngine:
         interp: list = []
 
         def dense(t: np.ndarray) -> np.ndarray:
+            if cm.events is not None:
+                return self._dense_with_events(cm, s, t, args)
             # the dense output costs a buffer of max_steps steps: built on first use only
             if not interp:
 
@@ -124,6 +129,25 @@ class JaxEngine:
             return np.asarray(evaluate(interp[0], jnp.asarray(t, dtype=jnp.float64)))
 
         return ys, stats, dense
+
+    def _dense_with_events(self, cm: CompiledModel, s: Settings, t: np.ndarray, args) -> np.ndarray:
+        """The solution at any times of a model with events: a solve saved at those times
+        (sorted; times before t0 take the initial state), in the order asked."""
+        t = np.asarray(t, dtype=float)
+        flat = t.reshape(-1)
+        _, t0, y0, p, u = args
+        order = np.argsort(flat, kind="stable")
+        tq = np.maximum(flat[order], float(t0))
+        # save times must increase strictly: repeated times are solved once
+        uniq, inverse = np.unique(tq, return_inverse=True)
+        if uniq[-1] == float(t0):
+            ys = np.broadcast_to(np.asarray(y0), (uniq.size, y0.shape[0]))
+        else:
+            run = lambda ts, t0, y0, p, u: solve_with_events(cm, s, ts, t0, y0, p, u)[0]  # noqa: E731
+            ys = np.asarray(self.call_compiled(cm, ("dense_events", s), run, jnp.asarray(uniq), t0, y0, p, u)[0])
+        out = np.empty((flat.size, y0.shape[0]))
+        out[order] = ys[inverse]
+        return out.reshape(t.shape + (y0.shape[0],))
 
     # ------------------------------------------------------------- objective
     def objective(self, cm: CompiledModel, s: Settings, sens: AbstractSensitivity | None, mode: str, theta, arrays):

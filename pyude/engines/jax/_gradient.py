@@ -6,15 +6,22 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
+from ..._errors import SpecError
 from ..._sensitivity import AbstractSensitivity, Adjoint, Checkpoint, Forward
 from ._adjoint import adjoint_trajectory
 from ._compile import CompiledModel
+from ._events import solve_with_events
 from ._integrate import Settings, final_time, integrate
 
 
 def _trajectory(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
     """``(ts, t0, y0, p, u) -> (ys, code, t_reached)``, differentiable by ``sens``."""
     if isinstance(sens, Adjoint):
+        if cm.events is not None:
+            raise SpecError(
+                "the 'adjoint' sensitivity does not implement events (the adjoint's jump at an event); "
+                "use sensitivity='checkpoint' or 'forward'"
+            )
         return adjoint_trajectory(cm, s, sens)
     if isinstance(sens, Forward):
         adjoint = diffrax.ForwardMode()
@@ -22,6 +29,14 @@ def _trajectory(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
         adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=sens.checkpoints)
     else:
         raise TypeError(f"unsupported sensitivity {sens!r}")
+
+    if cm.events is not None:
+
+        def with_events(ts, t0, y0, p, u):
+            ys, code, t_reached, _ = solve_with_events(cm, s, ts, t0, y0, p, u, adjoint=adjoint)
+            return ys, code, t_reached
+
+        return with_events
 
     def trajectory(ts, t0, y0, p, u):
         sol = integrate(cm, s, ts, t0, y0, p, u, adjoint=adjoint)

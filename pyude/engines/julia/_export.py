@@ -72,6 +72,8 @@ def julia_spec(model: Model) -> dict[str, Any]:
         raise SpecError("the Julia engine runs model specs only; a model given as a Python function needs engine='jax'")
     if model.n_params == 0:
         raise SpecError("the Julia engine needs a model with at least one parameter")
+    if model.events:
+        raise SpecError("the Julia engine does not implement events (the spec's 'events'); use engine='jax'")
     graphs = [name for name, net in model.networks.items() if not isinstance(net, Network)]
     if graphs:
         raise SpecError(

@@ -1,0 +1,259 @@
+"""Events: time- and state-triggered, against analytic solutions; gradients (checkpoint and
+forward) against central finite differences, in the event time and in the assignments;
+SBML events imported with python-libsbml; spec errors by name."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pyude
+from pyude.petab import PetabError
+
+TIGHT = {"rtol": 1e-10, "atol": 1e-12, "solver": "Tsit5"}
+
+# x grows until it exceeds c, then halves (state-triggered, event times log(c)/r + n log(2)/r);
+# y decays and gets a bolus d at t = tau (time-triggered) and e*x at every halving of x
+MODEL = {
+    "states": ["x", "y"],
+    "parameters": {"r": 0.7, "c": 2.0, "k": 0.3, "tau": 1.4, "d": 0.5, "e": 0.2},
+    "equations": {"x": "r*x", "y": "-k*y"},
+    "initial": {"x": 1.0, "y": 1.0},
+    "events": [
+        {"id": "halve", "trigger": "gt(x, c)", "assignments": {"x": "x/2", "y": "y + e*x"}},
+        {"id": "bolus", "trigger": "ge(t, tau)", "assignments": {"y": "y + d"}},
+    ],
+}
+
+
+def exact(t, r=0.7, c=2.0, k=0.3, tau=1.4, d=0.5, e=0.2):
+    """x and y at the times t (after the events at an event time)."""
+    fires = sorted([(np.log(c) / r + n * np.log(2) / r, "halve") for n in range(50)] + [(tau, "bolus")])
+    x, y, s = 1.0, 1.0, 0.0
+    out = []
+    for ti in t:
+        while fires and fires[0][0] <= ti:
+            te, kind = fires.pop(0)
+            x, y, s = x * np.exp(r * (te - s)), y * np.exp(-k * (te - s)), te
+            if kind == "halve":
+                x, y = x / 2, y + e * x  # both from the values before the event
+            else:
+                y = y + d
+        out.append((x * np.exp(r * (ti - s)), y * np.exp(-k * (ti - s))))
+        x, y, s = out[-1][0], out[-1][1], ti
+    return np.array(out)
+
+
+TS = np.array([0.5, 1.4, 2.0, 2.9, 3.5])
+
+
+def test_time_and_state_events_match_the_analytic_solution():
+    sol = pyude.solve(MODEL, TS, **TIGHT)
+    # events at 0.990 (halve), 1.4 (bolus, a save time: the value after it), 1.980, 2.971
+    assert np.allclose(sol.y, exact(TS), rtol=1e-8, atol=1e-10)
+    # dense output re-solves with the events at any times, in any order
+    tq = np.array([3.2, 0.2, 1.7])
+    assert np.allclose(sol(tq), exact(np.sort(tq))[[2, 0, 1]], rtol=1e-8)
+
+
+def test_too_many_state_events_is_an_error():
+    with pytest.raises(pyude.SolverError, match="too_many_events"):
+        pyude.solve(MODEL, TS, params={"r": 40.0}, **TIGHT)
+
+
+@pytest.mark.parametrize("sens", ["checkpoint", "forward"])
+def test_gradients_match_finite_differences(sens):
+    data = pd.DataFrame({
+        "time": [0.5, 1.4, 2.0, 2.9, 3.5, 1.0, 2.0, 3.5],
+        "observable": ["x"] * 5 + ["y"] * 3,
+        "value": [1.1, 1.3, 1.2, 1.0, 1.7, 0.8, 1.4, 1.2],
+    })
+    pr = pyude.Problem(MODEL, data, **TIGHT)
+    p = {"tau": 1.3}  # not at a data time: the loss is smooth in tau there
+    _, g = pr.value_and_grad(p, sens)
+    base = {**MODEL["parameters"], **p}
+    for name in base:
+        h = 1e-6 * max(1.0, abs(base[name]))
+        fd = (pr.loss({**p, name: base[name] + h}) - pr.loss({**p, name: base[name] - h})) / (2 * h)
+        assert g[name] == pytest.approx(fd, rel=1e-5, abs=1e-8), name
+
+
+def test_adjoint_and_multiple_shooting_refuse_events_by_name():
+    data = pd.DataFrame({"time": [1.0], "observable": ["x"], "value": [1.0]})
+    pr = pyude.Problem(MODEL, data, **TIGHT)
+    with pytest.raises(pyude.SpecError, match="'adjoint' sensitivity does not implement events"):
+        pr.value_and_grad({}, "adjoint")
+    with pytest.raises(pyude.DataError, match="multiple shooting of a model with events"):
+        pr.shooting_start(pr.theta0(), pyude.MultipleShooting(segments=2))
+
+
+def test_initial_value_and_strictness_at_t0():
+    m = {
+        "states": ["a", "b", "c", "d"],
+        "parameters": {"t_on": 0.0},
+        "equations": {"a": "0", "b": "0", "c": "0", "d": "0"},
+        "events": [
+            {"trigger": "ge(t, t_on)", "assignments": {"a": "a + 1"}, "initial_value": False},  # true at t0: fires
+            {"trigger": "ge(t, t_on)", "assignments": {"b": "b + 1"}},  # true at t0, initial_value true: never
+            {"trigger": "gt(t, t_on)", "assignments": {"c": "c + 1"}},  # false at t0, true just after: fires
+            {"trigger": "lt(t, t_on)", "assignments": {"d": "d + 1"}},  # never becomes true
+        ],
+    }
+    sol = pyude.solve(m, np.array([0.0, 1.0]), **TIGHT)
+    assert sol.y.tolist() == [[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0]]
+
+
+# ------------------------------------------------------------------- spec
+def test_spec_round_trip_and_errors():
+    m = pyude.Model.from_dict(MODEL)
+    assert pyude.Model.from_dict(m.to_dict()) == m
+    assert m.to_dict()["events"] == MODEL["events"]
+    assert pyude.Model.from_dict(yaml_round_trip(m)) == m
+
+    def bad(event, match):
+        with pytest.raises(pyude.SpecError, match=match):
+            pyude.Model.from_dict({**MODEL, "events": [event]})
+
+    bad({"trigger": "gt(x, 1)", "assignments": {"k": "1"}}, r"events\[0\].assignments.k: 'k' is a parameter")
+    bad({"trigger": "gt(x, 1)", "assignments": {"z": "1"}}, r"'z' is not a state")
+    bad({"trigger": "gt(x, 1)", "assignments": {"x": "q"}}, r"events\[0\].assignments.x: unknown symbol 'q'")
+    bad({"trigger": "and(gt(x, 1), lt(t, 2))", "assignments": {"x": "0"}}, r"events\[0\].trigger: expected one comparison")
+    bad({"trigger": "eq(x, 1)", "assignments": {"x": "0"}}, r"expected one comparison")
+    bad({"id": "e1", "trigger": "gt(x, 1)", "assignments": {"x": "0"}, "delay": 1}, r"events\[0\] \('e1'\).delay: delayed")
+    bad({"trigger": "gt(x, 1)", "assignments": {"x": "0"}, "priority": 1}, r"priorities are not supported")
+    bad({"trigger": "gt(x, 1)", "assignments": {"x": "0"}, "initial_value": "no"}, r"initial_value: expected true or false")
+    bad({"trigger": "gt(x, 1)", "assignments": {}}, r"assignments: expected a non-empty mapping")
+    bad({"trigger": "gt(x, 1)", "assign": {"x": "0"}}, r"unknown key\(s\) \['assign'\]")
+    with pytest.raises(pyude.SpecError, match="events: expected a list"):
+        pyude.Model.from_dict({**MODEL, "events": {"trigger": "gt(x, 1)"}})
+
+
+def yaml_round_trip(m):
+    import yaml
+
+    return yaml.safe_load(m.to_yaml())
+
+
+# ------------------------------------------------------------------- SBML
+def _sbml(tmp_path, extra=None):
+    """X decays (k) in a compartment of size 2, gets a bolus at tau (time event); when X falls
+    below thr, the non-constant parameter s is set to 1 (state event) and Y grows at rate s."""
+    libsbml = pytest.importorskip("libsbml")
+    doc = libsbml.SBMLDocument(3, 2)
+    m = doc.createModel()
+    m.setId("events_model")
+    c = m.createCompartment()
+    c.setId("C"), c.setSize(2.0), c.setConstant(True)
+    for sid, c0 in (("X", 1.0), ("Y", 0.0)):
+        sp = m.createSpecies()
+        sp.setId(sid), sp.setCompartment("C"), sp.setInitialConcentration(c0)
+        sp.setHasOnlySubstanceUnits(False), sp.setBoundaryCondition(False), sp.setConstant(False)
+    for pid, v, const in (("k", 0.5, True), ("tau", 2.0, True), ("dose", 1.0, True), ("thr", 0.3, True), ("s", 0.0, False)):
+        p = m.createParameter()
+        p.setId(pid), p.setValue(v), p.setConstant(const)
+
+    def reaction(rid, reactant, product, law):
+        rx = m.createReaction()
+        rx.setId(rid), rx.setReversible(False)
+        if reactant:
+            ref = rx.createReactant()
+            ref.setSpecies(reactant), ref.setStoichiometry(1.0), ref.setConstant(True)
+        if product:
+            ref = rx.createProduct()
+            ref.setSpecies(product), ref.setStoichiometry(1.0), ref.setConstant(True)
+        rx.createKineticLaw().setMath(libsbml.parseL3Formula(law))
+
+    reaction("decay", "X", None, "k * X * C")
+    reaction("grow", None, "Y", "s * C")
+
+    def event(eid, trigger, assignments, initial=True):
+        ev = m.createEvent()
+        ev.setId(eid), ev.setUseValuesFromTriggerTime(True)
+        tr = ev.createTrigger()
+        tr.setMath(libsbml.parseL3Formula(trigger)), tr.setInitialValue(initial), tr.setPersistent(True)
+        for var, formula in assignments.items():
+            ea = ev.createEventAssignment()
+            ea.setVariable(var), ea.setMath(libsbml.parseL3Formula(formula))
+        return ev
+
+    event("bolus", "time >= tau", {"X": "X + dose"})
+    event("switch_on", "X < thr", {"s": "1"})
+    if extra:
+        extra(m, event, libsbml)
+    path = tmp_path / "model.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    return path
+
+
+def test_sbml_events_are_imported_and_solved(tmp_path):
+    from pyude.petab._sbml import read_sbml
+
+    sb = read_sbml(_sbml(tmp_path))
+    assert sb.states == ["X", "Y", "s"] and sb.event_parameters == {"s"}
+    model = pyude.Model.from_dict(sb.spec)
+    assert [e.id for e in model.events] == ["bolus", "switch_on"]
+    ts = np.array([1.0, 2.0, 3.0, 6.0, 8.0])
+    sol = pyude.solve(model, ts, **TIGHT)
+    k, tau, dose, thr = 0.5, 2.0, 1.0, 0.3
+    x = np.where(ts < tau, np.exp(-k * ts), (np.exp(-k * tau) + dose) * np.exp(-k * (ts - tau)))
+    t_on = tau + np.log((np.exp(-k * tau) + dose) / thr) / k  # X falls below thr (after the bolus)
+    assert np.allclose(sol.y[:, 0], x, rtol=1e-8)
+    assert np.allclose(sol.y[:, 1], np.maximum(ts - t_on, 0.0), atol=1e-8)
+    assert np.allclose(sol.y[:, 2], (ts > t_on).astype(float))
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (lambda m, event, L: event("late", "time >= 5", {"X": "0"}).createDelay().setMath(L.parseL3Formula("1")),
+         r"event delays \('late'\) is not supported"),
+        (lambda m, event, L: event("both", "(time > 1) && (X < 2)", {"X": "0"}),
+         r"a trigger other than one comparison .* \('both'\) is not supported"),
+        (lambda m, event, L: event("prio", "time > 1", {"X": "0"}).createPriority().setMath(L.parseL3Formula("1")),
+         r"event priorities \(with more than one event\) \('prio'\) is not supported"),
+        (lambda m, event, L: event("comp", "time > 1", {"C": "3"}),
+         r"compartments"),
+    ],
+)
+def test_sbml_event_refusals(tmp_path, extra, match):
+    from pyude.petab._sbml import read_sbml
+
+    with pytest.raises(PetabError, match=match):
+        read_sbml(_sbml(tmp_path, extra))
+
+
+def _petab(tmp_path, parameters="k\tlog10\t0.01\t10\t0.5\t1\n", pre=""):
+    """A PEtab v1 problem around the SBML model above: X and Y measured, k estimated."""
+    _sbml(tmp_path)
+    (tmp_path / "parameters.tsv").write_text(
+        "parameterId\tparameterScale\tlowerBound\tupperBound\tnominalValue\testimate\n" + parameters
+    )
+    (tmp_path / "observables.tsv").write_text(
+        "observableId\tobservableFormula\tnoiseFormula\nobs_x\tX\t0.1\nobs_y\tY\t0.1\n"
+    )
+    (tmp_path / "conditions.tsv").write_text("conditionId\tdose\nc1\t1.0\nc2\t2.0\n")
+    (tmp_path / "measurements.tsv").write_text(
+        "observableId\tpreequilibrationConditionId\tsimulationConditionId\ttime\tmeasurement\n"
+        f"obs_x\t{pre}\tc1\t3.0\t0.8\nobs_y\t\tc1\t8.0\t2.9\nobs_x\t\tc2\t3.0\t1.4\n"
+    )
+    (tmp_path / "problem.yaml").write_text(
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n"
+        "  - sbml_files: [model.xml]\n    observable_files: [observables.tsv]\n"
+        "    condition_files: [conditions.tsv]\n    measurement_files: [measurements.tsv]\n"
+    )
+    return tmp_path / "problem.yaml"
+
+
+def test_petab_problem_with_events(tmp_path):
+    pr = pyude.petab.load(_petab(tmp_path), solver="Tsit5", rtol=1e-10, atol=1e-12)
+    sim = pr.simulate(pr.nominal_params())["simulation"].to_numpy()
+    k, tau, thr = 0.5, 2.0, 0.3
+    x3 = [(np.exp(-k * tau) + dose) * np.exp(-k * 1.0) for dose in (1.0, 2.0)]
+    t_on = tau + np.log((np.exp(-k * tau) + 1.0) / thr) / k
+    assert np.allclose(sim, [x3[0], 8.0 - t_on, x3[1]], rtol=1e-8)
+
+
+def test_petab_refusals_with_events(tmp_path):
+    with pytest.raises(PetabError, match=r"'s'\): parameter 's' is assigned by an SBML event"):
+        pyude.petab.load(_petab(tmp_path, parameters="s\tlin\t0\t10\t0\t1\n"))
+    with pytest.raises(PetabError, match=r"preequilibration \('c2'\) of a model with events is not supported"):
+        pyude.petab.load(_petab(tmp_path, pre="c2"))
