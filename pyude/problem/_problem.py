@@ -197,6 +197,8 @@ class Problem:
                     if c.pre is not None
                     else {}
                 ),
+                # steady-state measurements (time inf): only on the data's own time grid
+                **({"post": jnp.asarray(d.steady)} if ts is None and d.steady.any() else {}),
             },
             "data": {
                 "cond": jnp.asarray(d.cond_index),
@@ -321,6 +323,8 @@ class Problem:
         start/end times, the segment owning each time, and where each inner segment ends."""
         if not getattr(self.engine, "supports_shooting", False):
             raise DataError(f"multiple shooting runs on the JAX engine only, not on engine {self.engine.name!r}")
+        if self.data.steady.any():
+            raise DataError("multiple shooting with steady-state measurements (time inf) is not supported")
         layout = self._layouts.get(segments)
         if layout is None:
             ts = self.data.ts

@@ -151,7 +151,7 @@ def check_supported(arrays: dict[str, Any]) -> None:
             where = f"arrays[{group!r}]" if group else "arrays"
             raise SpecError(
                 f"the Julia engine does not implement objective input(s) {extra} of {where} "
-                "(e.g. multiple shooting, per-measurement parameters, preequilibration); use engine='jax'"
+                "(e.g. multiple shooting, per-measurement parameters, preequilibration, steady-state measurements); use engine='jax'"
             )
     codes = np.unique(np.asarray(arrays["data"]["noise"]))
     unknown = [int(c) for c in codes if int(c) not in NOISE_CODES]
