@@ -35,3 +35,20 @@ def test_gradient_in_switch_time(sens):
     h = 1e-6
     fd = (pr.loss({"tau": 1.2 + h}) - pr.loss({"tau": 1.2 - h})) / (2 * h)
     assert g["tau"] == pytest.approx(fd, rel=1e-5)
+
+
+def test_checkpoint_gradient_with_switch_times_in_vmapped_conditions():
+    """Conditions solved in one vmapped call finish after different numbers of steps; the
+    finished lanes then take zero-length steps, whose Rodas5P dense output was 0/0: a NaN
+    that reached the checkpoint gradient (as on the Beer benchmark)."""
+    ts = np.arange(0.0, 20.0, 1.0)
+    data = pd.DataFrame({"time": np.concatenate([ts, ts]), "observable": "x", "value": 0.5,
+                         "condition": ["a"] * ts.size + ["b"] * ts.size})
+    conditions = pd.DataFrame({"condition": ["a", "b"], "tau": ["tau", "tau2"]})
+    model = {**MODEL, "parameters": {**MODEL["parameters"], "tau2": 1.0}}
+    pr = pyude.Problem(model, data, conditions, solver="Rodas5P", rtol=1e-8, atol=1e-10, estimate=["tau", "tau2", "k"])
+    params = {"tau": 0.5, "tau2": 3.0}
+    _, g = pr.value_and_grad(params, "checkpoint")  # raises on a non-finite gradient
+    _, g_fwd = pr.value_and_grad(params, "forward")
+    for k in ("tau", "tau2", "k"):
+        assert g[k] == pytest.approx(g_fwd[k], rel=1e-7)

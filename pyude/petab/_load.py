@@ -18,10 +18,12 @@ r"""PEtab v1 problems -> :class:`pyude.Problem` (tables read with pandas).
   A measurement's (``preequilibrationConditionId``, ``simulationConditionId``) pair is
   one pyude condition; with a preequilibration the model first runs to a steady state
   under that condition (see :mod:`pyude.problem._conditions`).
+* **steady-state measurements** (time ``inf``): the simulation continues from the last
+  finite data time to a steady state (see :mod:`pyude.engines.jax._steady_state`).
 
-Refused by name: PEtab v2 and several problems in one file, steady-state measurements
-(time ``inf``), noise formulas that depend on states, other noise distributions, other
-prior types, condition columns that are assignment-rule targets.
+Refused by name: PEtab v2 and several problems in one file, noise formulas that depend
+on states, other noise distributions, other prior types, condition columns that are
+assignment-rule targets.
 """
 
 from __future__ import annotations
@@ -411,8 +413,8 @@ class _Builder:
             if pre and self.sbml.spec.get("events"):
                 raise PetabError(f"{where}: preequilibration ({pre!r}) of a model with events is not supported")
             t = _float(row["time"], f"{where}, time")
-            if math.isinf(t):
-                raise PetabError(f"{where}: steady-state measurements (time inf) are not supported")
+            if t == -math.inf or math.isnan(t):
+                raise PetabError(f"{where}: time {row['time']!r} is not a time (inf, for steady state, is)")
             if t < 0:
                 raise PetabError(f"{where}: time {t} is before 0")
             y = _float(row["measurement"], f"{where}, measurement")

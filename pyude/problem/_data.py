@@ -16,7 +16,8 @@ REQUIRED = ("time", "observable", "value")
 
 @dataclass(frozen=True)
 class Measurements:
-    """Data rows as indices: condition, time (into the sorted unique times ``ts``) and observable."""
+    """Data rows as indices: condition, time (into the sorted unique finite times ``ts``;
+    ``len(ts)`` for a steady-state measurement, time ``inf``) and observable."""
 
     frame: pd.DataFrame
     ts: np.ndarray
@@ -26,6 +27,13 @@ class Measurements:
     obs_index: np.ndarray
     values: np.ndarray
     sigma: np.ndarray  # NaN where the data give none
+
+    @property
+    def steady(self) -> np.ndarray:
+        """Per condition: whether it has steady-state measurements (time ``inf``)."""
+        out = np.zeros(len(self.conditions), bool)
+        out[self.cond_index[self.time_index == self.ts.size]] = True
+        return out
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -49,11 +57,12 @@ def measurements(data, observables: list[str], t0: float, known_hint: str = "") 
         raise DataError("data has no rows")
     time = _numeric(frame, "time")
     value = _numeric(frame, "value")
-    for name, col in (("time", time), ("value", value)):
-        bad = ~np.isfinite(col)
+    # time inf: a steady-state measurement
+    for name, bad in (("time", np.isnan(time) | (time == -np.inf)), ("value", ~np.isfinite(value))):
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataError(f"data row {row}: {name} is {col[row]} (NaN or inf)")
+            col = time if name == "time" else value
+            raise DataError(f"data row {row}: {name} is {col[row]} ({'NaN or -inf' if name == 'time' else 'NaN or inf'})")
     early = time < t0
     if early.any():
         row = int(np.argmax(early))
@@ -82,8 +91,13 @@ def measurements(data, observables: list[str], t0: float, known_hint: str = "") 
         cond = np.full(len(frame), DEFAULT_CONDITION, dtype=object)
     conditions = list(dict.fromkeys(cond))
     cond_pos = {c: i for i, c in enumerate(conditions)}
-    ts, time_index = np.unique(time, return_inverse=True)
-    if ts[-1] <= t0:
+    ts, time_index = np.unique(time, return_inverse=True)  # inf sorts last: index len(finite ts)
+    steady = np.isinf(ts[-1])
+    ts = ts[:-1] if steady else ts
+    if ts.size == 0:  # only steady-state measurements: the trajectory is the initial state
+        ts = np.array([float(t0)])
+        time_index = np.ones_like(time_index)
+    if ts[-1] <= t0 and not steady:
         raise DataError(f"all data times are at t0 = {t0:g}: nothing to fit")
     obs_index = np.array([index[o] for o in obs], dtype=np.int64)
     cond_index = np.array([cond_pos[c] for c in cond], dtype=np.int64)

@@ -197,6 +197,8 @@ class Problem:
                     if c.pre is not None
                     else {}
                 ),
+                # steady-state measurements (time inf): only on the data's own time grid
+                **({"post": jnp.asarray(d.steady)} if ts is None and d.steady.any() else {}),
             },
             "data": {
                 "cond": jnp.asarray(d.cond_index),
@@ -324,6 +326,8 @@ class Problem:
         if getattr(self.model, "events", None):
             # a segment's start would lose the trigger states of the events before it
             raise DataError("multiple shooting of a model with events is not supported")
+        if self.data.steady.any():
+            raise DataError("multiple shooting with steady-state measurements (time inf) is not supported")
         layout = self._layouts.get(segments)
         if layout is None:
             ts = self.data.ts

@@ -72,11 +72,12 @@ _CODE_NAMES[TOO_MANY_EVENTS] = "too_many_events"
 STEADY_STATE_HORIZON = 1e9
 
 
-def steady_state(cm: CompiledModel, s: Settings, t0, y0, p, u, active, *, adjoint=None):
-    """``(y, code)``: the state where ``||f(t, y)|| < atol + rtol ||y||`` (rms norms, the
-    solver's tolerances), run from ``y0`` at ``t0``; ``code`` is 0 on success, else
-    :data:`NO_STEADY_STATE` or the solver's failure. Where ``active`` is false nothing is
-    integrated and ``y0`` comes back."""
+def steady_state(cm: CompiledModel, s: Settings, t0, y0, p, u, active):
+    """``(y, code, t)``: the state where ``||f(t, y)|| < atol + rtol ||y||`` (rms norms, the
+    solver's tolerances), run from ``y0`` at ``t0``, and the time ``t`` it was reached;
+    ``code`` is 0 on success, else :data:`NO_STEADY_STATE` or the solver's failure. Where
+    ``active`` is false nothing is integrated and ``(y0, 0, t0)`` comes back. Not meant to
+    be differentiated: :mod:`._steady_state` gives the derivative of the steady state."""
     term = diffrax.ODETerm(cm.rhs)
     t1 = jnp.where(active, t0 + STEADY_STATE_HORIZON, t0)
     sol = diffrax.diffeqsolve(
@@ -92,7 +93,6 @@ def steady_state(cm: CompiledModel, s: Settings, t0, y0, p, u, active, *, adjoin
         event=diffrax.Event(diffrax.steady_state_event()),
         max_steps=s.max_steps,
         throw=False,
-        **({} if adjoint is None else {"adjoint": adjoint}),
     )
     reached = sol.result == diffrax.RESULTS.event_occurred
     code = jnp.where(
@@ -100,7 +100,7 @@ def steady_state(cm: CompiledModel, s: Settings, t0, y0, p, u, active, *, adjoin
         0.0,
         jnp.where(sol.result == diffrax.RESULTS.successful, float(NO_STEADY_STATE), jnp.asarray(sol.result._value, float)),
     )
-    return jnp.where(active, sol.ys[0], y0), code
+    return jnp.where(active, sol.ys[0], y0), code, jnp.where(active, sol.ts[0], t0)
 
 
 def result_name(code) -> str:

@@ -34,13 +34,19 @@ Optional arrays (absent: the objective is exactly the one without them):
   steady state under the preequilibration overrides (stopped when
   ``||f|| < atol + rtol ||y||``; failing to get there is an error), and the condition
   starts from that state, except for the states its own overrides set.
+* ``arrays["cond"]["post"]`` (C,): steady-state measurements. Where ``post``, the model
+  continues from the last time of ``ts`` to a steady state under the condition's own
+  parameters; it is time slot ``T`` (after the T times of ``ts``) of ``H``, evaluated
+  at the time the steady state was reached.
+
+Steady states (both kinds) carry the implicit-function derivative, the same for every
+sensitivity method (:mod:`._steady_state`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
@@ -49,7 +55,8 @@ from ..._sensitivity import AbstractSensitivity, Checkpoint, Forward
 from ._compile import CompiledModel
 from ._gradient import _trajectory
 from ._inputs import InputData
-from ._integrate import Settings, steady_state
+from ._integrate import Settings
+from ._steady_state import steady
 
 NOISE_CODES = {
     None: 0, "normal": 1, "lognormal": 2, "laplace": 3, "poisson": 4,
@@ -133,13 +140,13 @@ def _segments(trajectory: Callable, ms, ts, t0, y0, starts, p, u):
     return ys, code, t_reached, jnp.sum((ends - starts) ** 2)
 
 
-def _predict_all(cm: CompiledModel, trajectory: Callable, steady: Callable | None = None):
-    """``(z, a, starts) -> (H (C, T, n_obs), sigma (C, n_obs), codes (C,), t_reached (C,), gap (C,),
-    ys (C, T, n), p (C, n_p), u)``: ``ys``, ``p`` and ``u`` are each condition's states,
-    parameters and inputs (for per-measurement evaluation).
+def _predict_all(cm: CompiledModel, s: Settings, trajectory: Callable):
+    """``(z, a, starts) -> (H (C, T', n_obs), sigma (C, n_obs), codes (C,), t_reached (C,), gap (C,),
+    ys (C, T', n), p (C, n_p), u, ts (C, T'))``: ``ys``, ``p``, ``u`` and ``ts`` are each
+    condition's states, parameters, inputs and times (for per-measurement evaluation);
+    ``T' = T + 1`` with steady-state measurements (``a["cond"]["post"]``), else ``T``.
 
     ``starts`` (C, K-1, n_states): the segment start states under multiple shooting, or None.
-    ``steady``: ``(t0, y0, p, u, active) -> (y, code)``, the preequilibration's steady state.
     """
     n_p = cm.model.n_params
 
@@ -158,7 +165,7 @@ def _predict_all(cm: CompiledModel, trajectory: Callable, steady: Callable | Non
         if "pre" in c:
             p_pre = jnp.where(c["pre_p_fixed"], c["pre_p_value"], p[c["pre_p_source"]])
             y_pre = initial(p_pre, y0_est, a, c["pre_y_fixed"], c["pre_y_value"], c["pre_y_source"])
-            y_ss, pre_code = steady(a["t0"], y_pre, p_pre, u_c, c["pre"])
+            y_ss, pre_code, _ = steady(cm, s, a["t0"], y_pre, p_pre, u_c, c["pre"])
             # the condition's own state overrides are applied after the preequilibration
             reset = c["y_fixed"] | (c["y_source"] >= 0)
             y0 = jnp.where(c["pre"] & ~reset, y_ss, y0)
@@ -167,11 +174,16 @@ def _predict_all(cm: CompiledModel, trajectory: Callable, steady: Callable | Non
             gap = jnp.zeros(())
         else:
             ys, code, t_reached, gap = _segments(trajectory, a["shooting"], a["ts"], a["t0"], y0, starts, p_c, u_c)
+        ts = a["ts"]
+        if "post" in c:  # steady-state measurements: continue from the last time to a steady state
+            y_inf, post_code, t_inf = steady(cm, s, ts[-1], ys[-1], p_c, u_c, c["post"] & (code == 0))
+            ys, ts = jnp.concatenate([ys, y_inf[None]]), jnp.concatenate([ts, t_inf[None]])
+            code = jnp.where(code != 0, code, post_code)
         code = jnp.where(pre_code != 0, pre_code, code)
         t_reached = jnp.where(pre_code != 0, a["t0"], t_reached)
-        H = jax.vmap(lambda t, y: jnp.concatenate([cm.observe(t, y, (p_c, u_c)), y]))(a["ts"], ys)
+        H = jax.vmap(lambda t, y: jnp.concatenate([cm.observe(t, y, (p_c, u_c)), y]))(ts, ys)
         sig = jnp.concatenate([cm.sigma(p_c), jnp.ones_like(y0)])
-        return H, sig, code, t_reached, gap, ys, p_c, u_c
+        return H, sig, code, t_reached, gap, ys, p_c, u_c, ts
 
     def predict(z, a, starts=None):
         p, y0_est = z[:n_p], z[n_p:]
@@ -184,18 +196,6 @@ def _predict_all(cm: CompiledModel, trajectory: Callable, steady: Callable | Non
         )
 
     return predict
-
-
-def _steady(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
-    """The preequilibration solve, differentiated through its steps: forward mode for
-    :class:`Forward`, reverse mode otherwise (also under :class:`Adjoint`: its output is the
-    start state of the adjoint-differentiated solve)."""
-    adjoint = diffrax.ForwardMode() if isinstance(sens, Forward) else diffrax.RecursiveCheckpointAdjoint()
-
-    def steady(t0, y0, p, u, active):
-        return steady_state(cm, s, t0, y0, p, u, active, adjoint=adjoint)
-
-    return steady
 
 
 def _split_shooting(theta, a):
@@ -212,7 +212,7 @@ def _split_shooting(theta, a):
 def _measured(cm: CompiledModel, out, a):
     """``(h, sigma)`` of every data row from the output of ``predict``: gathered from the
     (condition, time) table, or evaluated per row with the row's parameter overrides."""
-    H, SIG, _, _, _, ys, P, U = out
+    H, SIG, _, _, _, ys, P, U, TS = out
     d = a["data"]
     if "row" not in d:
         h = H[d["cond"], d["time"], d["obs"]]
@@ -225,7 +225,7 @@ def _measured(cm: CompiledModel, out, a):
             p = p.at[r["index"]].set(jnp.where(fixed, value, p[source]))
             u = jax.tree.map(lambda x: x[c], U)
             y = ys[c, i]
-            hs = jnp.concatenate([cm.observe(a["ts"][i], y, (p, u)), y])
+            hs = jnp.concatenate([cm.observe(TS[c, i], y, (p, u)), y])
             sg = jnp.concatenate([cm.sigma(p), jnp.ones_like(y)])
             return hs[o], sg[o]
 
@@ -233,8 +233,8 @@ def _measured(cm: CompiledModel, out, a):
     return h, jnp.where(jnp.isnan(d["sigma"]), sigma, d["sigma"])
 
 
-def _objective(cm: CompiledModel, trajectory: Callable, mode: str, steady: Callable | None = None):
-    predict = _predict_all(cm, trajectory, steady)
+def _objective(cm: CompiledModel, s: Settings, trajectory: Callable, mode: str):
+    predict = _predict_all(cm, s, trajectory)
 
     def objective(theta, a):
         theta, starts = _split_shooting(theta, a)
@@ -273,8 +273,7 @@ def objective_fns(cm: CompiledModel, s: Settings, sens: AbstractSensitivity | No
     if fns is not None:
         return fns
     no_grad = _trajectory(cm, s, Checkpoint())
-    steady_plain = _steady(cm, s, Checkpoint())
-    predict = _predict_all(cm, no_grad, steady_plain)
+    predict = _predict_all(cm, s, no_grad)
 
     def rows(theta, a):
         out = predict(_z_of(theta, a), a)
@@ -282,12 +281,12 @@ def objective_fns(cm: CompiledModel, s: Settings, sens: AbstractSensitivity | No
         return h, sigma, out[2], out[3]
 
     fns = {
-        "value": jax.jit(_objective(cm, no_grad, mode, steady_plain)),
+        "value": jax.jit(_objective(cm, s, no_grad, mode)),
         "predict": jax.jit(lambda theta, a: predict(_z_of(theta, a), a)[:4]),
         "rows": jax.jit(rows),
     }
     if sens is not None:
-        objective = _objective(cm, _trajectory(cm, s, sens), mode, _steady(cm, s, sens))
+        objective = _objective(cm, s, _trajectory(cm, s, sens), mode)
         if isinstance(sens, Forward):
 
             def vg(theta, a):

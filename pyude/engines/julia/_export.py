@@ -157,7 +157,7 @@ def check_supported(arrays: dict[str, Any]) -> None:
             where = f"arrays[{group!r}]" if group else "arrays"
             raise SpecError(
                 f"the Julia engine does not implement objective input(s) {extra} of {where} "
-                "(e.g. multiple shooting); use engine='jax'"
+                "(e.g. multiple shooting, steady-state measurements); use engine='jax'"
             )
     extra = sorted(set(arrays["data"].get("row", {})) - ROW_KEYS)
     if extra:

@@ -37,7 +37,11 @@ class RosenbrockInterpolation(AbstractLocalInterpolation):
     q: Float[Array, "m n"]
 
     def _at(self, t):
-        theta = (t - self.t0) / (self.t1 - self.t0)
+        # a zero-length step (a finished lane of a vmapped solve steps with t0 == t1) gives
+        # theta = 0 with zero gradients, as diffrax's own interpolations: 0/0 would be NaN in
+        # the value and, multiplied by the lane's zero cotangent, in the reverse-mode gradient
+        same = self.t0 == self.t1
+        theta = jnp.where(same, 0.0, t - self.t0) / jnp.where(same, 1.0, self.t1 - self.t0)
         poly = jnp.zeros_like(self.y0)
         for j in range(self.q.shape[0] - 1, -1, -1):
             poly = poly * theta + self.q[j]

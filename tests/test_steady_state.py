@@ -1,0 +1,186 @@
+"""Steady states: preequilibration and steady-state measurements (time inf), against the
+analytic steady state, and their gradients (implicit function theorem with a conserved
+moiety whose weights are estimated volumes) against central finite differences.
+
+Model: A moves between two compartments of volumes V1, V2 (concentrations Ac, An;
+flux k1 V1 Ac - k2 V2 An, so V1 Ac + V2 An is conserved and dJ/dx is singular), and
+B is made from Ac and degraded. Steady state from a total T = V1 Ac + V2 An:
+
+    Ac = T / (V1 (1 + k1/k2)),   An = k1 V1 Ac / (k2 V2),   B = s Ac / kd.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pyude
+
+MODEL = {
+    "states": ["Ac", "An", "B"],
+    "parameters": {"k1": 0.7, "k2": 0.3, "V1": 1.5, "V2": 0.4, "s": 2.0, "kd": 0.5, "A0": 1.0},
+    "initial": {"Ac": "A0", "An": "0", "B": "0"},
+    "equations": {"Ac": "(-k1*Ac*V1 + k2*An*V2)/V1", "An": "(k1*Ac*V1 - k2*An*V2)/V2", "B": "s*Ac - kd*B"},
+}
+PARAMS = dict(MODEL["parameters"])
+K1_OTHER = 2.0
+
+
+def analytic(k1, k2, V1, V2, s, kd, A0):
+    Ac = V1 * A0 / (V1 * (1 + k1 / k2))
+    An = k1 * V1 * Ac / (k2 * V2)
+    return {"Ac": Ac, "An": An, "B": s * Ac / kd}
+
+
+def central_differences(pr, theta, h=1e-5):
+    out = []
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = h * max(1.0, abs(theta[i]))
+        out.append((pr.evaluate(theta + e)["value"] - pr.evaluate(theta - e)["value"]) / (2 * e[i]))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    # "main" and "other" start from the steady state of "pre" (k1 = 0.1): the conserved total
+    # is the initial one; "main" is also measured on the way there
+    data = pd.DataFrame({
+        "time": [0.5, 2.0, np.inf, np.inf, 1.0, np.inf],
+        "observable": ["B", "Ac", "B", "An", "B", "Ac"],
+        "value": [1.0, 0.4, 2.0, 1.5, 1.1, 0.2],
+        "condition": ["main"] * 4 + ["other"] * 2,
+    })
+    conditions = pd.DataFrame({
+        "condition": ["main", "pre", "other"], "k1": [np.nan, 0.1, K1_OTHER], "preequilibration": ["pre", None, "pre"],
+    })
+    return pyude.Problem(MODEL, data, conditions, rtol=1e-10, atol=1e-12, estimate=list(PARAMS))
+
+
+def test_steady_state_measurements_are_the_analytic_steady_state(problem):
+    pred = problem.predictions(PARAMS)
+    for _, row in pred[np.isinf(pred["time"])].iterrows():
+        k1 = K1_OTHER if row["condition"] == "other" else PARAMS["k1"]
+        want = analytic(**{**PARAMS, "k1": k1})[row["observable"]]
+        assert row["prediction"] == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("sens", ["checkpoint", "adjoint", "forward"])
+def test_steady_state_gradients(problem, sens):
+    theta = problem.theta0(PARAMS)
+    fd = central_differences(problem, theta)
+    out = problem.evaluate(theta, sens)
+    assert out["ok"], out["message"]
+    g = np.asarray(out["grad"])
+    assert np.linalg.norm(g - fd) / np.linalg.norm(fd) < 1e-7, (g, fd)
+    # the volumes enter only through the conserved weights of the steady state
+    assert abs(g[list(PARAMS).index("V2")]) > 1e-2
+
+
+def test_only_steady_state_measurements():
+    data = pd.DataFrame({"time": [np.inf, np.inf], "observable": ["Ac", "B"], "value": [0.3, 1.0]})
+    pr = pyude.Problem(MODEL, data, rtol=1e-10, atol=1e-12)
+    pred = pr.predictions(PARAMS)["prediction"].to_numpy()
+    want = analytic(**PARAMS)
+    assert pred == pytest.approx([want["Ac"], want["B"]], rel=1e-9)
+
+
+def test_bad_times_and_shooting_refused(problem):
+    data = pd.DataFrame({"time": [1.0, -np.inf], "observable": ["Ac", "B"], "value": [0.3, 1.0]})
+    with pytest.raises(pyude.DataError, match=r"data row 1: time is -inf"):
+        pyude.Problem(MODEL, data)
+    with pytest.raises(pyude.DataError, match="multiple shooting with steady-state measurements"):
+        problem.evaluate(problem.theta0(), shooting=pyude.MultipleShooting(segments=2))
+
+
+# ------------------------------------------------------------------------ PEtab
+SBML = """<?xml version="1.0" encoding="UTF-8"?>
+<sbml xmlns="http://www.sbml.org/sbml/level3/version1/core" level="3" version="1">
+  <model id="transport">
+    <listOfCompartments>
+      <compartment id="cyt" spatialDimensions="3" size="1" constant="true"/>
+      <compartment id="nuc" spatialDimensions="3" size="1" constant="true"/>
+    </listOfCompartments>
+    <listOfSpecies>
+      <species id="Ac" compartment="cyt" initialConcentration="1" hasOnlySubstanceUnits="false" boundaryCondition="false" constant="false"/>
+      <species id="An" compartment="nuc" initialConcentration="0" hasOnlySubstanceUnits="false" boundaryCondition="false" constant="false"/>
+      <species id="B" compartment="cyt" initialConcentration="0" hasOnlySubstanceUnits="false" boundaryCondition="false" constant="false"/>
+    </listOfSpecies>
+    <listOfParameters>
+      <parameter id="k1" value="1" constant="true"/>
+      <parameter id="k2" value="1" constant="true"/>
+      <parameter id="s" value="1" constant="true"/>
+      <parameter id="kd" value="1" constant="true"/>
+    </listOfParameters>
+    <listOfReactions>
+      <reaction id="transport" reversible="true" fast="false">
+        <listOfReactants><speciesReference species="Ac" stoichiometry="1" constant="true"/></listOfReactants>
+        <listOfProducts><speciesReference species="An" stoichiometry="1" constant="true"/></listOfProducts>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML"><apply><minus/>
+          <apply><times/><ci> cyt </ci><ci> k1 </ci><ci> Ac </ci></apply>
+          <apply><times/><ci> nuc </ci><ci> k2 </ci><ci> An </ci></apply>
+        </apply></math></kineticLaw>
+      </reaction>
+      <reaction id="production" reversible="false" fast="false">
+        <listOfProducts><speciesReference species="B" stoichiometry="1" constant="true"/></listOfProducts>
+        <listOfModifiers><modifierSpeciesReference species="Ac"/></listOfModifiers>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML">
+          <apply><times/><ci> cyt </ci><ci> s </ci><ci> Ac </ci></apply>
+        </math></kineticLaw>
+      </reaction>
+      <reaction id="degradation" reversible="false" fast="false">
+        <listOfReactants><speciesReference species="B" stoichiometry="1" constant="true"/></listOfReactants>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML">
+          <apply><times/><ci> cyt </ci><ci> kd </ci><ci> B </ci></apply>
+        </math></kineticLaw>
+      </reaction>
+    </listOfReactions>
+  </model>
+</sbml>
+"""
+PETAB_FILES = {
+    "problem.yaml": "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n  - sbml_files: [model.xml]\n"
+    "    observable_files: [observables.tsv]\n    condition_files: [conditions.tsv]\n"
+    "    measurement_files: [measurements.tsv]\n",
+    "parameters.tsv": "parameterId\tparameterScale\tlowerBound\tupperBound\tnominalValue\testimate\n"
+    "k1\tlog10\t0.001\t1000\t0.7\t1\nk2\tlog10\t0.001\t1000\t0.3\t1\ns\tlin\t0\t10\t2\t1\n"
+    "kd\tlog\t0.001\t1000\t0.5\t1\nV1\tlin\t0.1\t10\t1.5\t1\nV2\tlin\t0.1\t10\t0.4\t1\n",
+    "observables.tsv": "observableId\tobservableFormula\tnoiseFormula\n"
+    "obs_Ac\tAc\t0.1\nobs_An\tAn\t0.1\nobs_B\tB\t0.1\n",
+    # "pre" starts A at 2 in the cytosol and moves it slowly (k1 = 0.1)
+    "conditions.tsv": "conditionId\tk1\tAc\tcyt\tnuc\npre\t0.1\t2\tV1\tV2\nmain\t\t\tV1\tV2\n",
+    "measurements.tsv": "observableId\tpreequilibrationConditionId\tsimulationConditionId\tmeasurement\ttime\n"
+    "obs_B\tpre\tmain\t1.0\t0.5\nobs_Ac\tpre\tmain\t0.4\t2\nobs_B\tpre\tmain\t2.0\tinf\n"
+    "obs_An\tpre\tmain\t1.5\tinf\nobs_Ac\t\tmain\t0.3\tinf\n",
+}
+
+
+@pytest.fixture(scope="module")
+def petab_problem(tmp_path_factory):
+    pytest.importorskip("libsbml", reason="PEtab import needs python-libsbml")
+    import pyude.petab
+
+    d = tmp_path_factory.mktemp("petab_steady")
+    (d / "model.xml").write_text(SBML)
+    for name, text in PETAB_FILES.items():
+        (d / name).write_text(text)
+    return pyude.petab.load(d / "problem.yaml", rtol=1e-10, atol=1e-12)
+
+
+def test_petab_steady_state_measurements(petab_problem):
+    sim = petab_problem.simulate(petab_problem.nominal_params())
+    p = {k: PARAMS[k] for k in ("k1", "k2", "V1", "V2", "s", "kd")}
+    pre = analytic(**p, A0=2.0)  # total from the preequilibration's initial state
+    direct = analytic(**p, A0=1.0)  # no preequilibration: the SBML initial value
+    want = [pre["B"], pre["An"], direct["Ac"]]
+    got = sim.loc[np.isinf(sim["time"].astype(float)), "simulation"].to_numpy()
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("sens", ["checkpoint", "adjoint", "forward"])
+def test_petab_steady_state_gradients(petab_problem, sens):
+    theta = petab_problem.theta0()
+    fd = central_differences(petab_problem, theta)
+    out = petab_problem.evaluate(theta, sens)
+    assert out["ok"], out["message"]
+    g = np.asarray(out["grad"])
+    assert np.linalg.norm(g - fd) / np.linalg.norm(fd) < 1e-7, (g, fd)
