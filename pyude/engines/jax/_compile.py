@@ -177,6 +177,12 @@ class CompiledModel:
     cache: dict = field(default_factory=dict)
     # p -> times where the right-hand side switches (piecewise on t), or None: jump times too
     breakpoints: Callable | None = None
+    # p -> p with the spec's assignments evaluated (once per condition, before the solve); None: none
+    assignments: Callable | None = None
+
+    def assign(self, p):
+        """``p`` with every assigned parameter set (the identity for a model without assignments)."""
+        return p if self.assignments is None else self.assignments(p)
 
     def jumps(self, p):
         """Every jump time for parameters ``p`` (None if there are none): input knots and switch times."""
@@ -258,6 +264,22 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
             r = jnp.stack([ev(f) - ev(b) if b is not None else ev(f) for f, b in rates])
             return (S @ r).astype(y.dtype)
 
+    assignments = None
+    if getattr(model, "assignments", None):
+        targets = [(param_index[name], node) for name, node in model.assignments.items()]
+
+        def assignments(p):
+            # in order: a later assignment reads the earlier ones' values from env
+            env = {name: p[i] for name, i in param_index.items()}
+            ev = _Evaluator(env, bound_nets(p))
+            values = []
+            for (i, node), name in zip(targets, model.assignments):
+                v = ev(node)
+                env[name] = v
+                values.append(v)
+            idx = jnp.asarray([i for i, _ in targets])
+            return jnp.asarray(p).at[idx].set(jnp.stack(values).astype(jnp.asarray(p).dtype))
+
     init_exprs = [model.initial.get(s) for s in model.states]
 
     def initial(p):
@@ -297,7 +319,9 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
             tau = -d0 / jnp.where(slope == 0, 1.0, slope)
             return jnp.where((slope != 0) & jnp.isfinite(tau), tau, jnp.inf).astype(p.dtype)
 
-    return CompiledModel(model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints)
+    return CompiledModel(
+        model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints, assignments=assignments
+    )
 
 
 _COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")

@@ -72,6 +72,11 @@ def julia_spec(model: Model) -> dict[str, Any]:
             "the Julia engine does not implement right-hand sides that switch at a time (a comparison of t, "
             "e.g. an SBML piecewise in time); use engine='jax'"
         )
+    if model.assignments:
+        raise SpecError(
+            f"the Julia engine does not implement the spec's 'assignments' (parameters {list(model.assignments)} "
+            "computed before the solve); use engine='jax'"
+        )
     graphs = [name for name, net in model.networks.items() if not isinstance(net, Network)]
     if graphs:
         raise SpecError(
@@ -140,6 +145,7 @@ OBJECTIVE_KEYS = {
     "priors": {"index", "kind", "mean", "sd"},
 }
 NOISE_CODES = (0, 1, 2, 3, 4)  # none, normal, lognormal, laplace, poisson
+PRIOR_KINDS = (0, 1)  # normal, lognormal
 
 
 def check_supported(arrays: dict[str, Any]) -> None:
@@ -153,6 +159,10 @@ def check_supported(arrays: dict[str, Any]) -> None:
                 f"the Julia engine does not implement objective input(s) {extra} of {where} "
                 "(e.g. multiple shooting, per-measurement parameters, preequilibration); use engine='jax'"
             )
+    kinds = sorted({int(k) for k in np.asarray(arrays["priors"]["kind"]).reshape(-1)} - set(PRIOR_KINDS))
+    if kinds:
+        raise SpecError(f"the Julia engine implements normal and lognormal priors only, not prior kind(s) {kinds} "
+                        "(uniform); use engine='jax'")
     codes = np.unique(np.asarray(arrays["data"]["noise"]))
     unknown = [int(c) for c in codes if int(c) not in NOISE_CODES]
     if unknown:
