@@ -352,6 +352,10 @@ class SciML:
             if len(found) != 1:
                 raise PetabError(f"{self.input_file[e.pid]}: input {e.pid!r} has arrays of different shapes {found}")
             shapes[arg] = found.pop()
+        for arg in range(n_args):  # a shape not inferable from the graph: the extent of the mapped elements
+            idx = [e.index for e in ents if e.kind == "inputs" and e.arg == arg and e.index is not None]
+            if shapes[arg] is None and idx and len({len(i) for i in idx}) == 1:
+                shapes[arg] = tuple(int(v) + 1 for v in np.max(np.array(idx), axis=0))
         try:
             net = net.with_input_shapes(shapes)
             out_shapes = _output_shapes(net)
