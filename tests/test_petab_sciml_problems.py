@@ -86,7 +86,7 @@ def test_static_network_is_an_assignment_and_dynamic_one_a_call(tmp_path):
     model = pyude.Model.from_yaml(_write(tmp_path / "m.yaml", static.model.to_yaml()))
     sol = pyude.solve(model, [1.0, 2.0], params=static.nominal_params(), solver="Tsit5")
     ref = static.simulate(static.nominal_params())
-    prey = ref[(ref["observableId"] == "prey_o") & (ref["time"] <= 2.0)]["simulation"].to_numpy()
+    prey = ref[(ref["observableId"] == "prey_o") & (ref["time"].astype(float) <= 2.0)]["simulation"].to_numpy()
     np.testing.assert_allclose(sol.y[:, 0], prey, rtol=1e-5)
 
 
