@@ -48,6 +48,7 @@ def initial_state(model, cm, p: np.ndarray, y0, params) -> np.ndarray:
     """``y0`` if given (array or mapping state -> value), else the model's initial values at ``p``
     with any ``initial.<state>`` overrides from ``params``."""
     n = model.n_states
+    p = np.asarray(cm.assign(p))  # initial values may use assigned parameters
     if y0 is None:
         base = np.array(cm.initial(p))
         for s, v in model.initial_overrides(params).items():
@@ -122,7 +123,7 @@ def solve(
     cm = eng.compiled(m)
     t0 = float(t0)
     ts = check_times(t, t0)
-    p = check_params(m, params)
+    p = np.asarray(cm.assign(check_params(m, params)))  # the spec's assignments, once, before the solve
     y = initial_state(m, cm, p, y0, params)
     u = cm.input_args(parse_inputs(m, inputs))
     if rtol <= 0 or atol <= 0:

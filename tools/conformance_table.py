@@ -2,7 +2,8 @@
 
     .venv/bin/python tools/conformance_table.py [--shared PATH] [--out docs/conformance.md]
 
-Suites so far: PEtab SciML ml_model_import (one network per case). Other suites add a
+Suites so far: PEtab SciML ml_model_import (one network per case) and sciml_problem_import
+(whole hybrid problems: llh, simulations, gradients). Other suites add a
 function returning rows like ``_ml_model_import`` and a section in ``SECTIONS``.
 """
 
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import pyude  # noqa: F401  (float64)
-from pyude.io.petab_sciml._suite import check_ml_model_case
+from pyude.io.petab_sciml._suite import check_ml_model_case, check_problem_case
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,35 @@ def _ml_model_import(shared: Path) -> list[str]:
     return rows
 
 
-SECTIONS = [("PEtab SciML: ml_model_import", _ml_model_import)]
+# as tests/test_petab_sciml_problems.py: the references need tight tolerances
+PROBLEM_OPTIONS = {"solver": "Tsit5", "rtol": 1e-10, "atol": 1e-12}
+PROBLEM_SENSITIVITY = "checkpoint"
+
+
+def _sciml_problem_import(shared: Path) -> list[str]:
+    folder = shared / "conformance" / "petab-sciml" / "sciml_problem_import"
+    rows = [f"Tsit5, rtol {PROBLEM_OPTIONS['rtol']:g}, atol {PROBLEM_OPTIONS['atol']:g}, gradients by "
+            f"`{PROBLEM_SENSITIVITY}`. Errors: absolute; simulations and gradients the max over elements "
+            "(the suite's element-wise `isapprox(atol=tol)`); `n` gradient entries compared.", "",
+            "| case | pass | objective error | simulation error | gradient error (n) | tolerances (obj, sim, grad) "
+            "| time (s) | note |", "|---|---|---|---|---|---|---|---|"]
+    for case in sorted(p for p in folder.iterdir() if p.is_dir()):
+        t0 = time.perf_counter()
+        try:
+            r = check_problem_case(case, PROBLEM_SENSITIVITY, **PROBLEM_OPTIONS)
+            status = "pass" if r.passed else "**FAIL**"
+            cells = (f"{r.objective}: {r.objective_error:.1e}", f"{r.simulation_error:.1e}",
+                     f"{r.gradient_error:.1e} ({r.compared})", f"{r.tol_objective:g}, {r.tol_simulations:g}, {r.tol_grad:g}")
+            note = ""
+        except Exception as e:  # reported, not hidden
+            status, cells, note = "**ERROR**", ("-", "-", "-", "-"), f"{type(e).__name__}: {e}"
+        dt = time.perf_counter() - t0
+        rows.append(f"| {case.name} | {status} | " + " | ".join(cells) + f" | {dt:.1f} | {note} |")
+    return rows
+
+
+SECTIONS = [("PEtab SciML: ml_model_import", _ml_model_import),
+            ("PEtab SciML: sciml_problem_import", _sciml_problem_import)]
 HAND_WRITTEN = "<!-- written by hand from the test runs below this line; kept by this script -->"
 
 

@@ -104,7 +104,7 @@ def _float(v, where: str) -> float:
 
 
 class PetabProblem(Problem):
-    """A :class:`pyude.Problem` read from a PEtab v1 problem (see :func:`load`).
+    """A :class:`pyude.Problem` read from a PEtab v1 or v2 (SciML) problem (see :func:`load`).
 
     Parameter names are the PEtab/SBML ids (renamed only where an id is a reserved
     name of the spec, see ``self.rename``). ``loss`` is the negative log-likelihood
@@ -115,9 +115,14 @@ class PetabProblem(Problem):
     measurements: pd.DataFrame  # the measurement table as read, in file order
     rename: dict[str, str]
 
-    def nominal_params(self) -> dict[str, float]:
-        """The parameter table's nominal values (and the SBML values of the other parameters)."""
-        return {name: p.value for name, p in self.model.parameters.items()}
+    network_params: dict[str, np.ndarray] = {}  # PEtab SciML: the networks' nominal arrays
+
+    def nominal_params(self) -> dict[str, Any]:
+        """The parameter table's nominal values (and the SBML values of the other parameters);
+        with PEtab SciML networks also their arrays (from the array files and the parameter table)."""
+        out: dict[str, Any] = {name: p.value for name, p in self.model.parameters.items()}
+        out.update({k: np.array(v) for k, v in self.network_params.items()})
+        return out
 
     def value_and_grad(
         self,
@@ -166,7 +171,9 @@ def is_petab_file(path: str | Path) -> bool:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return False
-    return isinstance(raw, dict) and "format_version" in raw and ("problems" in raw or "parameter_file" in raw)
+    return isinstance(raw, dict) and "format_version" in raw and (
+        "problems" in raw or "parameter_file" in raw or "model_files" in raw
+    )
 
 
 def load(
@@ -178,7 +185,8 @@ def load(
     max_steps: int = 100_000,
     engine: str = "jax",
 ) -> PetabProblem:
-    """Read a PEtab v1 problem into a :class:`PetabProblem` (a :class:`pyude.Problem`).
+    """Read a PEtab v1 problem, or a v2 problem with the SciML extension (see
+    :mod:`pyude.petab._v2`), into a :class:`PetabProblem` (a :class:`pyude.Problem`).
 
     Stiff solver by default (systems-biology models mostly are); the tolerances are the
     solver's (and the preequilibration's steady-state criterion)."""
@@ -187,8 +195,12 @@ def load(
     if not isinstance(raw, dict) or "format_version" not in raw:
         raise PetabError(f"{path}: not a PEtab problem file (no 'format_version')")
     version = str(raw["format_version"]).split(".")[0]
+    if version == "2":
+        from ._v2 import load_v2
+
+        return load_v2(path, raw, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps, engine=engine)
     if version != "1":
-        raise PetabError(f"{path}: PEtab format_version {raw['format_version']!r} is not supported (only 1)")
+        raise PetabError(f"{path}: PEtab format_version {raw['format_version']!r} is not supported (1 or 2)")
     problems = raw.get("problems") or []
     if len(problems) != 1:
         raise PetabError(f"{path}: expected exactly one entry in 'problems', found {len(problems)}")
@@ -241,6 +253,8 @@ class _Builder:
         self.obs: dict[str, dict[str, Any]] = {}
         self.obs_names: dict[str, str] = {}  # observableId -> spec name
         self.placeholders: dict[str, tuple[list[str], list[str]]] = {}  # obsId -> (observable, noise) names
+        # PEtab ids that stand for an expression (PEtab SciML network outputs and the parameters they replace)
+        self.extra: dict[str, Expr] = {}
 
     def name(self, ident: str) -> str:
         return self.sbml.name(ident)
@@ -305,7 +319,9 @@ class _Builder:
                 env[s] = Sym(_expr.TIME)
                 continue
             name = self.name(s)
-            if name in allowed_placeholders:
+            if s in self.extra:
+                env[s] = self.extra[s]
+            elif name in allowed_placeholders:
                 env[s] = Sym(allowed_placeholders[name])
             elif name in sb.rules:
                 env[s] = sb.rules[name]

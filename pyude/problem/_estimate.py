@@ -18,7 +18,7 @@ from .._errors import DataError
 from ..spec._model import INITIAL_PREFIX
 
 SCALE_CODES = {"lin": 0, "log": 1, "log10": 2}
-PRIORS = ("normal", "lognormal")
+PRIORS = ("normal", "lognormal", "uniform")  # codes 0, 1, 2 of the objective's prior arrays
 
 
 def to_scale(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -140,23 +140,17 @@ def build_estimation(
     p_index, p_kind, p_mean, p_sd = [], [], [], []
     for name, spec in (priors or {}).items():
         where = f"priors.{name}"
-        if name not in params:
-            raise DataError(f"{where}: priors are for mechanistic parameters; {name!r} is not one ({list(params)})")
-        if not isinstance(spec, Mapping) or spec.get("dist") not in PRIORS:
-            raise DataError(f"{where}: expected {{dist: normal|lognormal, mean: m, sd: s}}, got {spec!r}")
-        unknown = set(spec) - {"dist", "mean", "sd"}
-        if unknown:
-            raise DataError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: dist, mean, sd")
-        try:
-            mean, sd = float(spec["mean"]), float(spec["sd"])
-        except (KeyError, TypeError, ValueError):
-            raise DataError(f"{where}: 'mean' and 'sd' must be numbers") from None
-        if not (np.isfinite(mean) and np.isfinite(sd) and sd > 0):
-            raise DataError(f"{where}: need a finite mean and a positive sd, got mean={mean}, sd={sd}")
-        p_index.append(entries[name][0])
-        p_kind.append(PRIORS.index(spec["dist"]))
-        p_mean.append(mean)
-        p_sd.append(sd)
+        if name not in params and name not in groups and name not in entries:
+            known = list(params) + list(groups) + [n for g in groups.values() for n in g]
+            raise DataError(f"{where}: {name!r} is not a parameter, network or network array ({known})")
+        kind, a, b = _prior(spec, where)
+        # a network (all its arrays) or one array: the same prior on every entry
+        for entry in groups.get(name, [name]):
+            off, size = entries[entry]
+            p_index.extend(range(off, off + size))
+            p_kind.extend([kind] * size)
+            p_mean.extend([a] * size)
+            p_sd.extend([b] * size)
     l2 = float(l2)
     if not (np.isfinite(l2) and l2 >= 0):
         raise DataError(f"l2 must be a non-negative number, got {l2}")
@@ -174,3 +168,24 @@ def build_estimation(
         np.asarray(p_sd, dtype=float),
         l2,
     )
+
+
+def _prior(spec, where: str) -> tuple[int, float, float]:
+    """``(kind, a, b)``: normal/lognormal ``(mean, sd)``, uniform ``(lower, upper)``."""
+    if not isinstance(spec, Mapping) or spec.get("dist") not in PRIORS:
+        raise DataError(f"{where}: expected {{dist: normal|lognormal, mean: m, sd: s}} or "
+                        f"{{dist: uniform, lower: a, upper: b}}, got {spec!r}")
+    keys = ("lower", "upper") if spec["dist"] == "uniform" else ("mean", "sd")
+    unknown = set(spec) - {"dist", *keys}
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: dist, {', '.join(keys)}")
+    try:
+        a, b = float(spec[keys[0]]), float(spec[keys[1]])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{where}: {keys[0]!r} and {keys[1]!r} must be numbers") from None
+    if spec["dist"] == "uniform":
+        if not (np.isfinite(a) and np.isfinite(b) and a < b):
+            raise DataError(f"{where}: need finite lower < upper, got lower={a}, upper={b}")
+    elif not (np.isfinite(a) and np.isfinite(b) and b > 0):
+        raise DataError(f"{where}: need a finite mean and a positive sd, got mean={a}, sd={b}")
+    return PRIORS.index(spec["dist"]), a, b

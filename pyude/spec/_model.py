@@ -24,8 +24,8 @@ from ._networks import Network, parse_network
 from ._reactions import parse_equation, stoichiometry
 
 TOP_KEYS = (
-    "name", "description", "states", "parameters", "equations", "reactions", "initial", "networks", "inputs",
-    "observables", "events",
+    "name", "description", "states", "parameters", "assignments", "equations", "reactions", "initial", "networks",
+    "inputs", "observables", "events",
 )
 SCALES = ("lin", "log", "log10")
 INTERPOLATIONS = ("linear", "zoh", "cubic")
@@ -190,6 +190,8 @@ class Model:
 
         rhs_names = set(self.states) | set(self.parameters) | set(self.inputs) | {_expr.TIME}
         net_shapes = {n: (net.inputs, net.outputs) for n, net in self.networks.items()}
+        self._assignment_text: dict[str, Any] = {}
+        self.assignments: dict[str, Expr] = self._parse_assignments(spec.get("assignments") or {}, net_shapes)
 
         has_eq, has_rx = "equations" in spec, "reactions" in spec
         if has_eq == has_rx:
@@ -250,6 +252,24 @@ class Model:
         self._layout = self._make_layout()
 
     # ----------------------------------------------------------------- parsing
+    def _parse_assignments(self, raw, net_shapes) -> dict[str, Expr]:
+        """Parameters computed once per condition, before the solve (``p_k := e_k(p)``, in order)."""
+        if not isinstance(raw, Mapping):
+            raise SpecError("assignments: expected a mapping parameter -> expression of parameters")
+        out: dict[str, Expr] = {}
+        for name, text in raw.items():
+            where = f"assignments.{name}"
+            if name not in self.parameters:
+                raise SpecError(f"{where}: {name!r} is not a parameter (an assignment sets a parameter)")
+            node = _expr.parse(text, where)
+            _expr.check(node, where, set(self.parameters), net_shapes)
+            later = sorted((_expr.symbols(node) & set(raw)) - set(out))
+            if later:
+                raise SpecError(f"{where}: uses {later}, assigned at or after this entry (assignments run in order)")
+            out[name] = node
+            self._assignment_text[name] = text
+        return out
+
     def _parse_observable(self, name, o, names, nets) -> Observable:
         where = f"observables.{name}"
         if isinstance(o, Mapping):
@@ -383,6 +403,8 @@ class Model:
                     entry["bounds"] = list(p.bounds)
                 params[p.name] = entry
         d["parameters"] = params
+        if self._assignment_text:
+            d["assignments"] = dict(self._assignment_text)
         if self.equations is not None:
             d["equations"] = dict(self._equation_text)
         else:

@@ -89,13 +89,29 @@ ACTIVATIONS: dict[str, Callable] = {
 }
 
 
+class _LazyEnv(dict):
+    """Names -> traced values, each looked up on first use: a right-hand side reads only the
+    parameters it uses (a model with many parameters, e.g. array inputs, stays small to trace)."""
+
+    def __init__(self, value: Callable[[str], Any]):
+        super().__init__()
+        self._value = value
+
+    def __missing__(self, name: str):
+        out = self[name] = self._value(name)
+        return out
+
+
 class _Evaluator:
     """Evaluates expression trees once per trace; equal subtrees (e.g. repeated
     network calls) are computed once, so the traced graph has no duplicates."""
 
-    def __init__(self, env: dict[str, Any], nets: dict[str, Callable]):
+    def __init__(self, env: dict[str, Any], nets: dict[str, Callable], gather: Callable | None = None):
         self.env = env
         self.nets = nets
+        # names -> their parameter values in one gather (None if one is not a plain parameter):
+        # a network called on many parameters (array inputs) then differentiates as one scatter
+        self.gather = gather
         self.cache: dict[Expr, Any] = {}
         self.net_cache: dict[tuple, Any] = {}
 
@@ -128,7 +144,10 @@ class _Evaluator:
             key = (node.net, node.args)
             y = self.net_cache.get(key)
             if y is None:
-                y = self.nets[node.net](jnp.stack([self(x) for x in node.args]))
+                x = None
+                if self.gather is not None and all(isinstance(a, Sym) for a in node.args):
+                    x = self.gather([a.name for a in node.args])
+                y = self.nets[node.net](x if x is not None else jnp.stack([self(a) for a in node.args]))
                 self.net_cache[key] = y
             out = y[node.index]
         self.cache[node] = out
@@ -178,6 +197,12 @@ class CompiledModel:
     # p -> times where the right-hand side switches (piecewise on t), or None: jump times too
     breakpoints: Callable | None = None
     events: Any = None  # the spec's events (a _events.CompiledEvents), or None
+    # p -> p with the spec's assignments evaluated (once per condition, before the solve); None: none
+    assignments: Callable | None = None
+
+    def assign(self, p):
+        """``p`` with every assigned parameter set (the identity for a model without assignments)."""
+        return p if self.assignments is None else self.assignments(p)
 
     def jumps(self, p):
         """Every jump time for parameters ``p`` (None if there are none): input knots and switch times."""
@@ -230,24 +255,39 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
     state_index = {s: i for i, s in enumerate(model.states)}
     input_names = list(model.inputs)
 
+    input_index = {name: k for k, name in enumerate(input_names)}
+
+    def params_env(p) -> "_LazyEnv":
+        return _LazyEnv(lambda name: p[param_index[name]])
+
     def env_of(t, y, p, u):
-        env: dict[str, Any] = {_expr.TIME: t}
-        for name, i in param_index.items():
-            env[name] = p[i]
-        for s, i in state_index.items():
-            env[s] = y[i]
-        for name, data in zip(input_names, u):
-            env[name] = evaluate_input(data, t)
+        def value(name):
+            if name in state_index:
+                return y[state_index[name]]
+            if name in input_index:
+                return evaluate_input(u[input_index[name]], t)
+            return p[param_index[name]]
+
+        env = _LazyEnv(value)
+        env[_expr.TIME] = t
         return env
 
     bound_nets = lambda p: {n: (lambda x, f=f: f(p, x)) for n, f in nets.items()}  # noqa: E731
+
+    def gatherer(p, exclude=frozenset()):
+        def gather(names):
+            if any(n not in param_index or n in exclude for n in names):
+                return None
+            return p[np.asarray([param_index[n] for n in names])]
+
+        return gather
 
     if model.equations is not None:
         eqs = [model.equations[s] for s in model.states]
 
         def rhs(t, y, args):
             p, u = args
-            ev = _Evaluator(env_of(t, y, p, u), bound_nets(p))
+            ev = _Evaluator(env_of(t, y, p, u), bound_nets(p), gatherer(p))
             return jnp.stack([ev(e) for e in eqs]).astype(y.dtype)
     else:
         S = jnp.asarray(model.stoichiometric_matrix())
@@ -255,25 +295,41 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
 
         def rhs(t, y, args):
             p, u = args
-            ev = _Evaluator(env_of(t, y, p, u), bound_nets(p))
+            ev = _Evaluator(env_of(t, y, p, u), bound_nets(p), gatherer(p))
             r = jnp.stack([ev(f) - ev(b) if b is not None else ev(f) for f, b in rates])
             return (S @ r).astype(y.dtype)
+
+    assignments = None
+    if getattr(model, "assignments", None):
+        targets = [(param_index[name], node) for name, node in model.assignments.items()]
+
+        def assignments(p):
+            # in order: a later assignment reads the earlier ones' values from env
+            env = params_env(p)
+            ev = _Evaluator(env, bound_nets(p), gatherer(p, frozenset(model.assignments)))
+            values = []
+            for (i, node), name in zip(targets, model.assignments):
+                v = ev(node)
+                env[name] = v
+                values.append(v)
+            idx = jnp.asarray([i for i, _ in targets])
+            return jnp.asarray(p).at[idx].set(jnp.stack(values).astype(jnp.asarray(p).dtype))
 
     init_exprs = [model.initial.get(s) for s in model.states]
 
     def initial(p):
-        ev = _Evaluator({name: p[i] for name, i in param_index.items()}, {})
+        ev = _Evaluator(params_env(p), {})
         return jnp.stack([ev(e) if e is not None else jnp.zeros((), p.dtype) for e in init_exprs]).astype(p.dtype)
 
     obs = list(model.observables.values())
 
     def observe(t, y, args):
         p, u = args
-        ev = _Evaluator(env_of(t, y, p, u), bound_nets(p))
+        ev = _Evaluator(env_of(t, y, p, u), bound_nets(p), gatherer(p))
         return jnp.stack([ev(o.formula) for o in obs]).astype(y.dtype) if obs else jnp.zeros((0,), y.dtype)
 
     def sigma(p):
-        ev = _Evaluator({name: p[i] for name, i in param_index.items()}, {})
+        ev = _Evaluator(params_env(p), {})
         return jnp.stack([ev(o.sigma) if o.sigma is not None else jnp.ones((), p.dtype) for o in obs]).astype(
             p.dtype
         ) if obs else jnp.zeros((0,), p.dtype)
@@ -290,8 +346,9 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
 
         def breakpoints(p):
             # d(t) = a - b is affine in t: its root is -d(0) / (d(1) - d(0))
-            at = [_Evaluator({**{n: p[i] for n, i in param_index.items()}, _expr.TIME: jnp.asarray(v, p.dtype)}, {})
-                  for v in (0.0, 1.0)]
+            at = [_Evaluator(params_env(p), {}) for _ in (0.0, 1.0)]
+            for ev, v in zip(at, (0.0, 1.0)):
+                ev.env[_expr.TIME] = jnp.asarray(v, p.dtype)
             d0 = jnp.stack([at[0](d) for d in switches])
             d1 = jnp.stack([at[1](d) for d in switches])
             slope = d1 - d0
@@ -303,7 +360,10 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
         from ._events import compile_events
 
         events = compile_events(model, env_of, bound_nets, _Evaluator, _affine_in_t)
-    return CompiledModel(model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints, events=events)
+    return CompiledModel(
+        model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints, assignments=assignments,
+        events=events,
+    )
 
 
 _COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")

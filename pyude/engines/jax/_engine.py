@@ -66,7 +66,7 @@ class JaxEngine:
     def resolve_solver(self, cm: CompiledModel, solver: str, t0, t1, y0, p, u) -> tuple[str, StiffnessEstimate | None]:
         if solver.lower() != "auto":
             return canonical_name(solver), None
-        est = estimate_stiffness(cm, t0, t1, jnp.asarray(y0), (jnp.asarray(p), u))
+        est = estimate_stiffness(cm, t0, t1, jnp.asarray(y0), (cm.assign(jnp.asarray(p)), u))
         return est.solver, est
 
     # ----------------------------------------------------------------- solve

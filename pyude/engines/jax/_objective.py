@@ -15,7 +15,8 @@ Noise models, for a measurement $y$ of an observable with prediction $h$ and sca
 normal/laplace noise, Jacobian term included).
 
 Without any noise model the objective is $\sum_k ((y_k-h_k)/\sigma_k)^2$ (``mode="wss"``).
-Priors add $-\log\pi(p)$ (normal on $p$, lognormal on $\log p$, with constants), and
+Priors add $-\log\pi(p)$ (normal on $p$, lognormal on $\log p$, uniform on $[a, b]$:
+$\log(b - a)$ inside, $+\infty$ outside; with constants), and
 ``l2`` adds $\lambda\sum w^2$ over the estimated network weights and biases. Under
 multiple shooting (``arrays["shooting"]``) theta also carries the segment start states
 and the continuity penalty is added (see :class:`pyude.MultipleShooting`).
@@ -158,12 +159,12 @@ def _predict_all(cm: CompiledModel, s: Settings, trajectory: Callable):
         return jnp.where(source >= 0, p_c[jnp.maximum(source, 0)], y0)
 
     def per_condition(p, y0_est, c, a, starts):
-        p_c = jnp.where(c["p_fixed"], c["p_value"], p[c["p_source"]])
+        p_c = cm.assign(jnp.where(c["p_fixed"], c["p_value"], p[c["p_source"]]))
         y0 = initial(p_c, y0_est, a, c["y_fixed"], c["y_value"], c["y_source"])
         u_c = _override_inputs(a["u"], c["u_fixed"], c["u_value"])
         pre_code = jnp.zeros(())
         if "pre" in c:
-            p_pre = jnp.where(c["pre_p_fixed"], c["pre_p_value"], p[c["pre_p_source"]])
+            p_pre = cm.assign(jnp.where(c["pre_p_fixed"], c["pre_p_value"], p[c["pre_p_source"]]))
             y_pre = initial(p_pre, y0_est, a, c["pre_y_fixed"], c["pre_y_value"], c["pre_y_source"])
             y_ss, pre_code, _ = steady(cm, s, a["t0"], y_pre, p_pre, u_c, c["pre"])
             # the condition's own state overrides are applied after the preequilibration
@@ -252,8 +253,13 @@ def _objective(cm: CompiledModel, s: Settings, trajectory: Callable, mode: str):
         sd = pr["sd"]
         const = jnp.log(sd) + 0.5 * _LOG_2PI
         log_v = jnp.log(jnp.where(pr["kind"] == 1, v, 1.0))
-        prior = jnp.where(
-            pr["kind"] == 1, log_v + const + 0.5 * ((log_v - pr["mean"]) / sd) ** 2, const + 0.5 * ((v - pr["mean"]) / sd) ** 2
+        # uniform (kind 2): mean and sd hold its lower and upper bound; -log density, +inf outside
+        inside = (v >= pr["mean"]) & (v <= pr["sd"])
+        uniform = jnp.where(inside, jnp.log(jnp.abs(sd - pr["mean"])), jnp.inf)
+        prior = jnp.select(
+            [pr["kind"] == 1, pr["kind"] == 2],
+            [log_v + const + 0.5 * ((log_v - pr["mean"]) / sd) ** 2, uniform],
+            const + 0.5 * ((v - pr["mean"]) / sd) ** 2,
         )
         reg = a["l2"] * jnp.sum(jnp.where(a["is_network"], theta, 0.0) ** 2)
         continuity = 0.0 if starts is None else a["shooting"]["continuity"] * jnp.sum(gap)

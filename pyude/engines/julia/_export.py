@@ -74,6 +74,11 @@ def julia_spec(model: Model) -> dict[str, Any]:
         raise SpecError("the Julia engine needs a model with at least one parameter")
     if model.events:
         raise SpecError("the Julia engine does not implement events (the spec's 'events'); use engine='jax'")
+    if model.assignments:
+        raise SpecError(
+            f"the Julia engine does not implement the spec's 'assignments' (parameters {list(model.assignments)} "
+            "computed before the solve); use engine='jax'"
+        )
     graphs = [name for name, net in model.networks.items() if not isinstance(net, Network)]
     if graphs:
         raise SpecError(
@@ -146,6 +151,7 @@ OBJECTIVE_KEYS = {
 ROW_KEYS = {"index", "fixed", "value", "source"}
 # none, normal, lognormal, laplace, poisson, log10normal, loglaplace, log10laplace (jax/_objective.py)
 NOISE_CODES = (0, 1, 2, 3, 4, 5, 6, 7)
+PRIOR_KINDS = (0, 1)  # normal, lognormal
 
 
 def check_supported(arrays: dict[str, Any]) -> None:
@@ -163,6 +169,10 @@ def check_supported(arrays: dict[str, Any]) -> None:
     if extra:
         raise SpecError(f"the Julia engine does not implement objective input(s) {extra} of arrays['data']['row']; "
                         "use engine='jax'")
+    kinds = sorted({int(k) for k in np.asarray(arrays["priors"]["kind"]).reshape(-1)} - set(PRIOR_KINDS))
+    if kinds:
+        raise SpecError(f"the Julia engine implements normal and lognormal priors only, not prior kind(s) {kinds} "
+                        "(uniform); use engine='jax'")
     codes = np.unique(np.asarray(arrays["data"]["noise"]))
     unknown = [int(c) for c in codes if int(c) not in NOISE_CODES]
     if unknown:

@@ -90,6 +90,32 @@ def read_arrays(path: str | Path, group: str | None = None) -> dict[str, np.ndar
         return out
 
 
+def read_array_file(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    """A PEtab SciML problem's array file: ``(parameters, inputs)``.
+
+    ``parameters``: ``{"<net>.<layer_id>.<array>": array}`` from ``parameters/<net>/<layer_id>/<array>``
+    (every network in the file); ``inputs``: ``{input_id: {key: array}}`` from
+    ``inputs/<input_id>/<key>``, ``key`` being ``"0"`` (all conditions) or a
+    ``;``-separated list of condition ids. Either group may be absent."""
+    params: dict[str, np.ndarray] = {}
+    inputs: dict[str, dict[str, np.ndarray]] = {}
+    with _open(path) as f:
+        unknown = sorted(set(f) - {"metadata", "parameters", "inputs"})
+        if unknown:
+            raise DataError(f"{path}: unknown top-level group(s) {unknown}; expected 'metadata', 'parameters', 'inputs'")
+        for net, group in (f["parameters"].items() if "parameters" in f else []):
+            for lid, layer in group.items():
+                for arr, data in layer.items():
+                    params[f"{net}.{lid}.{arr}"] = np.asarray(data[()], dtype=np.float64)
+        for iid, group in (f["inputs"].items() if "inputs" in f else []):
+            h5py = _h5py()
+            if isinstance(group, h5py.Dataset):
+                raise DataError(f"{path}: inputs/{iid} is an array; expected a group of arrays named '0' "
+                                f"or by condition ids")
+            inputs[iid] = {k: np.asarray(v[()], dtype=np.float64) for k, v in group.items()}
+    return params, inputs
+
+
 _TARGET = re.compile(r"^(?P<net>[A-Za-z_]\w*)\.parameters(\[(?P<layer>[A-Za-z_]\w*)\](\.(?P<array>[A-Za-z_]\w*))?)?$")
 
 

@@ -89,3 +89,71 @@ def check_ml_model_case(case_dir: str | Path, mc_draws: int = 4000, seed: int = 
     ops = sorted({n.fn for n in net.nodes if n.fn})
     return CaseResult(case_dir.name, [lay.type for lay in net.layers], ops, max(errors), tol, ok,
                       "; ".join(notes), errors)
+
+
+@dataclass
+class ProblemCaseResult:
+    """One ``sciml_problem_import`` case: the largest absolute errors against the references.
+
+    The suite's comparison (its README; PEtab.jl's ``isapprox(...; atol=tol)``): the
+    objective by its absolute difference, simulations and gradients element by element,
+    each ``|x - ref| <= tol`` (the max norm of the differences)."""
+
+    case: str
+    objective: str  # "llh" or "log_posterior"
+    objective_error: float
+    simulation_error: float
+    gradient_error: float
+    tol_objective: float
+    tol_simulations: float
+    tol_grad: float
+    sensitivity: str
+    compared: int = 0  # gradient entries compared
+
+    @property
+    def passed(self) -> bool:
+        return (self.objective_error <= self.tol_objective and self.simulation_error <= self.tol_simulations
+                and self.gradient_error <= self.tol_grad)
+
+
+def check_problem_case(case_dir: str | Path, sensitivity: str = "checkpoint", **load_options) -> ProblemCaseResult:
+    """Load ``case_dir/petab/problem.yaml`` with :func:`pyude.petab.load` and compare, at the
+    nominal parameters, ``-loss`` (llh or log-posterior), the simulation of every
+    measurement and ``-grad`` of the loss (in the estimated parameters: mechanistic ones from
+    ``grad_files.mech``, network arrays from the per-network HDF5; arrays a case leaves
+    empty there, frozen ones, are not compared)."""
+    import pandas as pd
+
+    from ...petab import load
+
+    case_dir = Path(case_dir)
+    sol = yaml.safe_load((case_dir / "solutions.yaml").read_text())
+    key = "llh" if "llh" in sol else "log_posterior"
+    problem = load(case_dir / "petab" / "problem.yaml", **load_options)
+    params = problem.nominal_params()
+    loss, grad = problem.value_and_grad(params, sensitivity)
+    obj_err = abs(-loss - float(sol[key]))
+    sim = problem.simulate(params)["simulation"].to_numpy()
+    ref_sim = pd.concat([pd.read_csv(case_dir / f, sep="\t") for f in sol["simulation_files"]])["simulation"]
+    sim_err = float(np.max(np.abs(sim - ref_sim.to_numpy()))) if len(sim) == len(ref_sim) else float("inf")
+    errors, compared = [], 0
+    estimated = set(problem.estimation.names)
+    files = dict(sol.get("grad_files") or {})
+    mech = pd.read_csv(case_dir / files.pop("mech"), sep="\t")
+    for pid, value in zip(mech["parameterId"], mech["value"]):
+        name = problem.rename.get(pid, pid)
+        if name not in estimated:
+            raise DataError(f"{case_dir.name}: reference gradient for {pid!r}, which is not estimated")
+        errors.append(abs(-float(grad[name]) - float(value)))
+        compared += 1
+    for net, f in files.items():
+        for name, ref in read_parameters(case_dir / f).items():
+            if ref.size == 0:  # frozen in the problem: the suite leaves it empty
+                continue
+            if name not in estimated:
+                raise DataError(f"{case_dir.name}: reference gradient for {name!r}, which is not estimated")
+            errors.append(float(np.max(np.abs(-np.asarray(grad[name]) - ref))))
+            compared += ref.size
+    tol_obj = float(sol.get("tol_llh", sol.get("tol_log_posterior", DEFAULT_TOL)))
+    return ProblemCaseResult(case_dir.name, key, obj_err, sim_err, max(errors, default=0.0), tol_obj,
+                             float(sol["tol_simulations"]), float(sol["tol_grad"]), sensitivity, compared)
