@@ -76,12 +76,17 @@ def _read_tsv(path: Path, what: str) -> pd.DataFrame:
         raise PetabError(f"cannot read {what} file {str(path)!r}: {e}") from None
 
 
-def _tables(base: Path, files, what: str) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
-    """The files concatenated, and (file, row) of every row for error messages."""
+def _tables(base: Path, files, what: str, required: bool = True) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+    """The files concatenated (an empty frame when none are given and ``required`` is False),
+    and (file, row) of every row for error messages."""
     if isinstance(files, str):
         files = [files]
     if not files:
-        raise PetabError(f"{what}: no file given")
+        if required:
+            raise PetabError(f"{what}: no file given")
+        return pd.DataFrame(), []
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise PetabError(f"{what} files: expected a list of file names, got {files!r}")
     frames, origin = [], []
     for f in files:
         df = _read_tsv(base / f, what)

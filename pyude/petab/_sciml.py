@@ -45,7 +45,8 @@ from ..spec._graph import GraphNetwork
 from ._errors import PetabError
 from ._load import _Builder, _empty, _float
 from ._sbml import substitute
-from ._v2 import _ESTIMATE, prior_spec, tables, where_of
+from ._load import _tables as tables
+from ._v2 import _ESTIMATE, prior_spec, where_of
 
 _EXT_KEYS = ("neural_nets", "neural_networks", "hybridization_files", "array_files", "version", "required")
 _NET_KEYS = ("location", "format", "pre_initialization", "static")

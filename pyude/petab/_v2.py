@@ -34,7 +34,7 @@ import pandas as pd
 from ..problem._problem import Problem
 from ..spec._model import Model
 from ._errors import PetabError
-from ._load import PetabProblem, _Builder, _empty, _float, _need, _read_tsv
+from ._load import PetabProblem, _Builder, _empty, _float, _need, _read_tsv, _tables
 from ._sbml import read_sbml
 
 _KEYS = ("format_version", "id", "model_files", "parameter_files", "observable_files", "measurement_files",
@@ -43,25 +43,6 @@ _SCIML_KEYS = ("sciml", "petab_sciml")
 _V2_NOISE = {"log-normal": ("log", "normal"), "log-laplace": ("log", "laplace")}
 _PRIORS = {"normal": "normal", "logNormal": "lognormal", "log-normal": "lognormal", "uniform": "uniform"}
 _ESTIMATE = {"1": "1", "0": "0", "true": "1", "false": "0"}
-
-
-def tables(base: Path, files, what: str, required: bool = True) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
-    """The files concatenated (an empty frame when none are given and ``required`` is False),
-    and (file, row) of every row for error messages."""
-    if isinstance(files, str):
-        files = [files]
-    if not files:
-        if required:
-            raise PetabError(f"{what}: no file given")
-        return pd.DataFrame(), []
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        raise PetabError(f"{what} files: expected a list of file names, got {files!r}")
-    frames, origin = [], []
-    for f in files:
-        df = _read_tsv(base / f, what)
-        frames.append(df)
-        origin += [(str(base / f), i) for i in range(len(df))]
-    return pd.concat(frames, ignore_index=True), origin
 
 
 def where_of(origin, k: int, ident: str = "") -> str:
@@ -92,12 +73,12 @@ def load_v2(path: Path, raw: dict, *, solver: str, rtol: float, atol: float, max
         raise PetabError(f"{path}: model_files.{model_id}: model language {language!r} is not supported (only sbml)")
     sbml = read_sbml(base / model_entry["location"])
 
-    params_df, params_origin = tables(base, raw.get("parameter_files"), "parameter")
-    obs_df, obs_origin = tables(base, raw.get("observable_files"), "observable")
-    meas_df, meas_origin = tables(base, raw.get("measurement_files"), "measurement")
-    cond_df, cond_origin = tables(base, raw.get("condition_files"), "condition", required=False)
-    exp_df, exp_origin = tables(base, raw.get("experiment_files"), "experiment", required=False)
-    map_df, map_origin = tables(base, raw.get("mapping_files"), "mapping", required=False)
+    params_df, params_origin = _tables(base, raw.get("parameter_files"), "parameter")
+    obs_df, obs_origin = _tables(base, raw.get("observable_files"), "observable")
+    meas_df, meas_origin = _tables(base, raw.get("measurement_files"), "measurement")
+    cond_df, cond_origin = _tables(base, raw.get("condition_files"), "condition", required=False)
+    exp_df, exp_origin = _tables(base, raw.get("experiment_files"), "experiment", required=False)
+    map_df, map_origin = _tables(base, raw.get("mapping_files"), "mapping", required=False)
 
     extensions = raw.get("extensions") or {}
     if not isinstance(extensions, dict):
