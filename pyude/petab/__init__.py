@@ -1,4 +1,5 @@
-"""PEtab v1 import: an SBML model and PEtab tables -> a :class:`pyude.Problem`.
+"""PEtab import: an SBML model and PEtab v1 tables, or PEtab v2 tables with the SciML
+extension (networks, hybridization, array files) -> a :class:`pyude.Problem`.
 
 ``pyude.petab.load("problem.yaml")`` returns a :class:`PetabProblem` (see docs/petab.md).
 """
