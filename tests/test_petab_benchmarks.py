@@ -3,9 +3,11 @@ and every sensitivity's gradient against forward sensitivities at rtol 1e-12.
 
 The problems live in ``../shared/conformance/benchmark-models`` beside the repository.
 The llh check runs for every model. Gradient checks compile three gradients plus a
-tight-tolerance reference per model (minutes each on two cores): by default they run
-for Boehm (no placeholders) and Elowitz (placeholders, log10 observable); set
-``PYUDE_PETAB_GRADIENTS=all`` to run them for every model (results in docs/conformance.md).
+tight-tolerance reference per model (minutes each on two cores; Zheng's reference alone
+compiles for over 20 minutes): by default they run for Boehm (no placeholders) and
+Elowitz (placeholders, log10 observable); set ``PYUDE_PETAB_GRADIENTS=all`` to run them
+for every model (results in docs/conformance.md). Preequilibration and steady-state
+gradients are covered in CI by tests/test_steady_state.py.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ DEFAULT_GRADIENTS = {"Boehm_JProteomeRes2014", "Elowitz_Nature2000"}
 ALL_GRADIENTS = os.environ.get("PYUDE_PETAB_GRADIENTS", "") == "all"
 # the nominal point's gradient is not resolvable for this model (see reference_llh.yaml)
 UNRESOLVED_NOMINAL = {"Crauste_CellSystems2017"}
-# measured: with a preequilibration the gradients at rtol 1e-8 differ from the rtol-1e-12 reference
-# by 2e-2 (forward, adjoint) and checkpoint fails (NaN) on Brannmark: differentiating the
-# simulation to steady state is not accurate enough; needs the implicit-function-theorem gradient
-PREEQUILIBRATION_GRADIENT = {"Brannmark_JBC2010", "Zheng_PNAS2012"}
-# measured: checkpoint gradients are NaN on Beer (19 vmapped conditions, each with an estimated switch
-# time); adjoint (2.6e-6) and forward (6.7e-6) agree with the reference
-KNOWN_FAILURES = {("Beer_MolBioSystems2014", "checkpoint"): "checkpoint gradient NaN with switch times in vmapped conditions"}
+# measured (rtol 1e-8 vs the rtol-1e-12 forward reference): Beer's checkpoint gradient is 2.7e-1
+# (nominal) and 2.0e-3 (moved) off, while adjoint (2.6e-6) and forward (6.7e-6) agree with the
+# reference; on subsets (all 19 conditions at 4 times) checkpoint and forward agree to 1e-5 except
+# in some switch times (1.6e-2 on tau_typeIDT5_ExpID2). (It was NaN: Rodas5P's dense output on the
+# zero-length steps of finished vmapped lanes, fixed; the remaining error is not understood yet.)
+KNOWN_FAILURES = {
+    ("Beer_MolBioSystems2014", "checkpoint"): "checkpoint gradient 2.7e-1 (nominal) / 2.0e-3 (moved) off on Beer",
+}
 
 _cache: dict[tuple, pyude.petab.PetabProblem] = {}
 
@@ -71,8 +74,6 @@ def test_gradients(name, point):
         pytest.skip("gradient check of this model runs with PYUDE_PETAB_GRADIENTS=all (minutes of compilation)")
     if point == "nominal" and name in UNRESOLVED_NOMINAL:
         pytest.skip("the nominal gradient of this model is not resolved even at rtol 1e-10 (reference_llh.yaml)")
-    if name in PREEQUILIBRATION_GRADIENT:
-        pytest.xfail("preequilibration gradients: simulation-to-steady-state sensitivities are 2e-2 off, checkpoint NaN")
     pr = problem(name)
     theta = pr.theta0() if point == "nominal" else _moved(pr)
     ref = problem(name, 1e-12, 1e-12).evaluate(theta, "forward")
