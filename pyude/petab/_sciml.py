@@ -359,7 +359,7 @@ class SciML:
                 shapes[arg] = tuple(int(v) + 1 for v in np.max(np.array(idx), axis=0))
         try:
             net = net.with_input_shapes(shapes)
-            out_shapes = _output_shapes(net)
+            out_shapes = net.output_shapes()
         except SpecError as e:
             raise PetabError(f"network {nid!r}: {e}") from None
         missing = [i for i, s in enumerate(net.input_shapes) if s is None]
@@ -493,23 +493,3 @@ class SciML:
         if self.nets:
             spec["networks"] = {n: net.to_dict() for n, net in self.nets.items()}
         return spec
-
-
-def _output_shapes(net: GraphNetwork) -> list[tuple[int, ...]]:
-    """The shapes of the network's outputs at its input shapes (all must be known)."""
-    import jax
-
-    from ..engines.jax._graph import forward
-
-    if any(s is None for s in net.input_shapes):
-        return []
-    arrays = {n: jax.ShapeDtypeStruct(s, np.float64) for n, s in net.shapes()}
-    xs = [jax.ShapeDtypeStruct(s, np.float64) for s in net.input_shapes]
-    try:
-        out = jax.eval_shape(lambda a, x: forward(net, a, x), arrays, xs)
-    except SpecError:
-        raise
-    except Exception as e:  # a shape mismatch inside the graph
-        raise SpecError(f"the forward graph fails on inputs of shape(s) {list(net.input_shapes)}: {e}") from None
-    outs = out if isinstance(out, tuple) else (out,)
-    return [tuple(o.shape) for o in outs]

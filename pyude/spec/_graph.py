@@ -391,26 +391,33 @@ class GraphNetwork:
     def input_shapes(self) -> tuple[tuple[int, ...] | None, ...]:
         return tuple(i.shape for i in self.input_specs)
 
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        """The shapes of the outputs at the input shapes (traced, nothing computed); [] while
+        an input shape is unknown."""
+        if any(s is None for s in self.input_shapes):
+            return []
+        import jax
+
+        from ..engines.jax._graph import forward
+
+        arrays = {n: jax.ShapeDtypeStruct(s, np.float64) for n, s in self.shapes()}
+        xs = [jax.ShapeDtypeStruct(s, np.float64) for s in self.input_shapes]
+        try:
+            out = jax.eval_shape(lambda a, x: forward(self, a, x), arrays, xs)
+        except SpecError:
+            raise
+        except Exception as e:  # a shape mismatch inside the graph
+            raise SpecError(f"{self.source}: the forward graph fails on inputs of shape(s) "
+                            f"{list(self.input_shapes)}: {e}") from None
+        outs = out if isinstance(out, tuple) else (out,)
+        return [tuple(o.shape) for o in outs]
+
     def _sizes(self) -> tuple[int, int] | None:
         if self._io is False:
             self._io = None
             if all(s is not None for s in self.input_shapes):
-                import jax
-
-                from ..engines.jax._graph import forward
-
-                arrays = {n: jax.ShapeDtypeStruct(s, np.float64) for n, s in self.shapes()}
-                xs = [jax.ShapeDtypeStruct(s, np.float64) for s in self.input_shapes]
-                try:
-                    out = jax.eval_shape(lambda a, x: forward(self, a, x), arrays, xs)
-                except SpecError:
-                    raise
-                except Exception as e:  # a shape mismatch inside the graph
-                    raise SpecError(f"{self.source}: the forward graph fails on inputs of shape(s) "
-                                    f"{list(self.input_shapes)}: {e}") from None
-                outs = out if isinstance(out, tuple) else (out,)
                 n_in = sum(int(np.prod(s)) for s in self.input_shapes)
-                self._io = (n_in, sum(int(np.prod(o.shape)) for o in outs))
+                self._io = (n_in, sum(int(np.prod(o)) for o in self.output_shapes()))
         return self._io
 
     @property
