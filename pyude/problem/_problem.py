@@ -99,6 +99,7 @@ class Problem:
         self.settings = Settings(name, float(rtol), float(atol), int(max_steps))
         self.stats: dict[str, Any] = {}
         self._theta_arrays: dict[str, Any] | None = None
+        self._data_device: dict[str, Any] | None = None
         self._layouts: dict[int, dict[str, np.ndarray]] = {}
         # what rebuilds this problem elsewhere (pickling for multi-start workers)
         self._recipe = {
@@ -169,7 +170,6 @@ class Problem:
         return np.concatenate([p, y0])
 
     def _arrays(self, z: np.ndarray, est: Estimation, y0_fixed, y0_value, ts=None) -> dict[str, Any]:
-        c, d = self.conditions, self.data
         return {
             "base_z": jnp.asarray(z),
             "index": jnp.asarray(est.index),
@@ -179,6 +179,17 @@ class Problem:
             "y0_fixed": jnp.asarray(y0_fixed & ~est.y0_estimated),
             "y0_value": jnp.asarray(y0_value, dtype=jnp.float64),
             "y0_estimated": jnp.asarray(est.y0_estimated),
+            **self._data_arrays(ts),
+        }
+
+    def _data_arrays(self, ts=None) -> dict[str, Any]:
+        """The objective's arrays that do not depend on the parameters (conditions, data,
+        priors, inputs), on the device; built once for the data's own times, because a
+        training loop would otherwise copy every data row to the device on every step."""
+        if ts is None and self._data_device is not None:
+            return self._data_device
+        c, d, est = self.conditions, self.data, self.estimation
+        out = {
             "ts": jnp.asarray(d.ts if ts is None else ts),
             "t0": jnp.asarray(self.t0),
             "u": self._u,
@@ -210,6 +221,7 @@ class Problem:
                 "weight": jnp.ones(d.values.shape),
                 **({"row": {k: jnp.asarray(v) for k, v in self._rows.items()}} if self._rows is not None else {}),
             },
+            # priors are on z (positions in [p, y0]), the same for every estimation layout
             "priors": {
                 "index": jnp.asarray(est.prior_index),
                 "kind": jnp.asarray(est.prior_kind),
@@ -217,6 +229,9 @@ class Problem:
                 "sd": jnp.asarray(est.prior_sd),
             },
         }
+        if ts is None:
+            self._data_device = out
+        return out
 
     def _arrays_at(self, params, ts=None) -> tuple[dict[str, Any], Any]:
         """The objective's arrays with every entry taken from ``params``, and theta there."""
