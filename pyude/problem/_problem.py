@@ -100,6 +100,7 @@ class Problem:
         self.stats: dict[str, Any] = {}
         self._theta_arrays: dict[str, Any] | None = None
         self._data_device: dict[str, Any] | None = None
+        self._linear_est: dict[bool, Estimation] = {}
         self._layouts: dict[int, dict[str, np.ndarray]] = {}
         # what rebuilds this problem elsewhere (pickling for multi-start workers)
         self._recipe = {
@@ -430,26 +431,13 @@ class Problem:
         """
         sens = as_sensitivity(sensitivity)
         z = self._z(params)
-        n_p, n = self.model.n_params, self.model.n_states
+        n_p = self.model.n_params
         mask, values = self._fixed_initial(params, z[:n_p], initial_states)
         if initial_states:
             z[n_p:] = values
-        # every entry on the linear scale: the gradient in params, not in the estimation scales
-        index = np.arange(n_p + n) if initial_states else np.arange(n_p)
-        is_network = np.zeros(index.size, bool)
-        is_network[self.estimation.index[self.estimation.is_network]] = True  # l2 as in loss()
-        est = dataclasses.replace(
-            self.estimation,
-            names=[],
-            index=index,
-            scale=np.zeros(index.size, np.int64),
-            lower=np.full(index.size, -np.inf),
-            upper=np.full(index.size, np.inf),
-            is_network=is_network,
-            y0_estimated=np.full(n, bool(initial_states)),
-        )
+        est = self._linear_estimation(initial_states)
         arrays = self._arrays(z, est, mask, values)
-        out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, jnp.asarray(z[index]), arrays)
+        out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, jnp.asarray(z[est.index]), arrays)
         self._record(f"compile_time_{sens.name}", ct)
         value, g, _, codes, t_reached = out
         self._check(value, g, codes, t_reached, sens)
@@ -460,6 +448,27 @@ class Problem:
             for i, s in enumerate(self.model.states):
                 grad[INITIAL_PREFIX + s] = float(g[n_p + i])
         return float(value), grad
+
+    def _linear_estimation(self, initial_states: bool) -> Estimation:
+        """Every parameter (and with ``initial_states`` every initial state) estimated on the
+        linear scale: the layout of :meth:`value_and_grad`'s gradient."""
+        key = bool(initial_states)
+        if key not in self._linear_est:
+            n_p, n = self.model.n_params, self.model.n_states
+            index = np.arange(n_p + n) if key else np.arange(n_p)
+            is_network = np.zeros(index.size, bool)
+            is_network[self.estimation.index[self.estimation.is_network]] = True  # l2 as in loss()
+            self._linear_est[key] = dataclasses.replace(
+                self.estimation,
+                names=[],
+                index=index,
+                scale=np.zeros(index.size, np.int64),
+                lower=np.full(index.size, -np.inf),
+                upper=np.full(index.size, np.inf),
+                is_network=is_network,
+                y0_estimated=np.full(n, key),
+            )
+        return self._linear_est[key]
 
     # ------------------------------------------------------------ predictions
     def _predict(self, params, ts=None):
