@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,6 +18,11 @@ def _simulate(args) -> int:
     from .plotting import plot_solution
     from .spec import Model
 
+    if args.model.endswith((".yaml", ".yml")) and _is_problem_file(args.model):
+        return _simulate_problem(args)
+    if args.t_end is None:
+        print("error: --t-end is required to simulate a model spec (a problem file brings its own times)", file=sys.stderr)
+        return 2
     model = Model.from_yaml(args.model) if not args.model.endswith(".json") else Model.from_json(args.model)
     t0 = args.t0
     if args.log_time:
@@ -41,6 +47,28 @@ def _simulate(args) -> int:
     return 0
 
 
+def _simulate_problem(args) -> int:
+    """A problem file (pyude's or PEtab v1/v2) at its starting (PEtab: nominal) parameters:
+    every measurement row with its simulated value, and the loss there."""
+    from .problem._file import load_problem_file
+
+    problem, _ = load_problem_file(args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if hasattr(problem, "measurements"):  # PEtab: the measurement table with a `simulation` column
+        frame = problem.simulate()
+    else:
+        frame = problem.predictions()
+    frame.to_csv(out / "simulation.csv", index=False)
+    loss = problem.loss()
+    print(f"problem    {problem!r}")
+    print(f"solver     {problem.solver}, rtol {problem.settings.rtol:g}, atol {problem.settings.atol:g}")
+    print(f"loss       {loss:.10g} (negative log-{'posterior' if problem.estimation.prior_index.size else 'likelihood'}"
+          f"{'' if problem.mode == 'nll' else '; weighted sum of squares'})")
+    print(f"wrote      {out / 'simulation.csv'} ({len(frame)} rows)")
+    return 0
+
+
 def _fit(args) -> int:
     import json
 
@@ -53,6 +81,11 @@ def _fit(args) -> int:
     multistart = kw.pop("multistart")
     if args.starts is not None:
         multistart = args.starts
+    if args.max_iterations is not None:
+        if kw.get("polish") is None:
+            print("error: --max-iterations caps the L-BFGS-B stage, and this problem's fit has none", file=sys.stderr)
+            return 2
+        kw["polish"] = dataclasses.replace(kw["polish"], max_iter=args.max_iterations)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"problem    {problem!r}")
@@ -133,9 +166,10 @@ def _is_problem_file(path: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyude", description="Universal differential equations from Python.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser("simulate", help="solve a model spec and plot its trajectory")
-    sim.add_argument("model", help="model spec (.yaml or .json)")
-    sim.add_argument("--t-end", type=float, required=True)
+    sim = sub.add_parser("simulate", help="solve a model spec and plot its trajectory, or simulate a problem "
+                         "file (pyude or PEtab) at its starting parameters")
+    sim.add_argument("model", help="model spec (.yaml or .json), or a problem file (pyude or PEtab v1/v2)")
+    sim.add_argument("--t-end", type=float, help="end time (model specs only)")
     sim.add_argument("--t0", type=float, default=0.0)
     sim.add_argument("--points", type=int, default=200)
     sim.add_argument("--log-time", action="store_true", help="log-spaced save times and a log time axis")
@@ -153,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--out", default="out/fit")
     fit.add_argument("--starts", type=int, help="multi-start with this many starts (overrides the file)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("--max-iterations", type=int, help="cap on the L-BFGS-B iterations (overrides the file)")
     chk = sub.add_parser("check-engines", help="solve and differentiate a problem file on two engines and compare "
                          "(exit status 1 beyond tolerance)")
     chk.add_argument("problem", help="problem file (.yaml)")

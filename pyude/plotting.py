@@ -38,7 +38,9 @@ def plot_fit(result, path: str | Path | None = None):
     """Data (points) and fitted observables (lines): one panel per observable, one colour
     per condition; a last panel with the loss per iteration."""
     problem = result.problem
-    sim = problem.simulate(result.params)
+    # times given explicitly: a PEtab problem's simulate() without them returns its measurement rows
+    finite = problem.data.ts[np.isfinite(problem.data.ts)]
+    sim = problem.simulate(result.params, times=np.linspace(problem.t0, finite.max(initial=problem.t0), 200))
     data = problem.data.frame.copy()
     if "condition" not in data.columns:
         data["condition"] = problem.conditions.ids[0]
