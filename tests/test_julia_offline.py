@@ -506,8 +506,11 @@ def test_assignments_reach_julia_in_order():
         {"name": "gamma", "value": {"op": "+", "args": [
             {"op": "*", "args": [{"num": 2.0}, {"sym": "net_out"}]}, {"sym": "a"}]}},
     ]
-    # targets are mechanistic parameters: Julia's `assign` rewrites p[1:n_mech] only
+    # targets are mechanistic parameters, first in the flat vector: Julia's `assign` rewrites p[1:n_mech] only
     assert spec["parameters"] == ["a", "b", "net_out", "gamma"] and spec["events"] == []
+    offsets = {name: off for name, _, off in model.parameter_layout}
+    assert [offsets[n] for n in spec["parameters"]] == [0, 1, 2, 3] and min(offsets.values()) == 0
+    assert all(off >= 4 for name, off in offsets.items() if name.startswith("nn."))
     # pyude.solve applies them on the host (JuliaCompiledModel.assign is the JAX engine's)
     from pyude.engines.jax._compile import compile_model
     from pyude.engines.julia import JuliaCompiledModel
