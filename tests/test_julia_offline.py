@@ -446,15 +446,152 @@ def test_julia_noise_terms_match_the_jax_formulas():
     assert "groups = [findall(k -> max(k, 1) == code, codes) for code in 1:7]" in text  # code 0 counts as normal
 
 
-def test_events_are_refused():
-    import pyude
+EVENTS_MODEL = {
+    "name": "dosing",
+    "states": ["x", "y"],
+    "parameters": {"k": 1.0, "tau": 2.0, "dose": 1.0, "c": 1.5, "e": 0.1},
+    "equations": {"x": "-k*x + 1", "y": "0"},
+    "initial": {"x": 1.0, "y": 0.0},
+    "events": [
+        {"id": "bolus", "trigger": "ge(t, tau)", "assignments": {"x": "x + dose"}},
+        {"trigger": "gt(x, c)", "assignments": {"x": "x/2", "y": "y + e*x"}},
+        {"trigger": "lt(2*tau - t, 0)", "assignments": {"y": "1"}, "initial_value": False},
+        {"trigger": "ge(t*t, 4)", "assignments": {"y": "y + 1"}},
+    ],
+}
 
-    m = pyude.Model.from_dict({
-        "states": ["x"], "parameters": {"k": 1.0}, "equations": {"x": "-k*x"}, "initial": {"x": 1.0},
-        "events": [{"trigger": "ge(t, 1)", "assignments": {"x": "x + 1"}}],
+
+def test_events_reach_julia_as_trees_with_the_jax_classification():
+    """Every event in spec order: g (fires where it crosses zero upwards), strictness,
+    initial_value, the JAX engine's time-triggered classification, the assignments."""
+    from pyude.engines.jax._compile import compile_model
+
+    model = pyude.Model.from_dict(EVENTS_MODEL)
+    spec = json.loads(julia_spec_json(model))
+    x, y, t, tau = {"sym": "x"}, {"sym": "y"}, {"sym": "t"}, {"sym": "tau"}
+    assert spec["events"] == [
+        {"id": "bolus", "g": {"op": "-", "args": [t, tau]}, "strict": False, "fires_initially": False,
+         "timed": True, "assignments": [{"state": "x", "value": {"op": "+", "args": [x, {"sym": "dose"}]}}]},
+        {"id": None, "g": {"op": "-", "args": [x, {"sym": "c"}]}, "strict": True, "fires_initially": False,
+         "timed": False, "assignments": [
+             {"state": "x", "value": {"op": "/", "args": [x, {"num": 2.0}]}},
+             {"state": "y", "value": {"op": "+", "args": [y, {"op": "*", "args": [{"sym": "e"}, x]}]}}]},
+        # lt(a, b): g = b - a
+        {"id": None, "g": {"op": "-", "args": [{"num": 0.0}, {"op": "-", "args": [
+            {"op": "*", "args": [{"num": 2.0}, tau]}, t]}]}, "strict": True, "fires_initially": True,
+         "timed": True, "assignments": [{"state": "y", "value": {"num": 1.0}}]},
+        # t*t is not affine in t: a state-triggered (root-found) event
+        {"id": None, "g": {"op": "-", "args": [{"op": "*", "args": [t, t]}, {"num": 4.0}]}, "strict": False,
+         "fires_initially": False, "timed": False, "assignments": [
+             {"state": "y", "value": {"op": "+", "args": [y, {"num": 1.0}]}}]},
+    ]
+    events = compile_model(model).events
+    assert [j for j, e in enumerate(spec["events"]) if e["timed"]] == events.timed.tolist() == [0, 2]
+    assert [e["strict"] for e in spec["events"]] == events.strict.tolist()
+    assert [e["fires_initially"] for e in spec["events"]] == events.fires_initially.tolist()
+    assert spec["assignments"] == []
+
+
+def test_assignments_reach_julia_in_order():
+    model = pyude.Model.from_dict({
+        "name": "static", "states": ["x"],
+        "parameters": {"a": 0.5, "b": 2.0, "net_out": 0.0, "gamma": 0.0},
+        "networks": {"nn": {"inputs": 2, "layers": [{"units": 3, "activation": "tanh"}, {"units": 1}]}},
+        "assignments": {"net_out": "nn(a, b)[0]", "gamma": "2 * net_out + a"},
+        "equations": {"x": "-gamma*x"}, "initial": {"x": "b"},
     })
-    with pytest.raises(pyude.SpecError, match="does not implement events"):
-        julia_spec(m)
+    spec = json.loads(julia_spec_json(model))
+    assert spec["assignments"] == [
+        {"name": "net_out", "value": {"net": "nn", "index": 0, "args": [{"sym": "a"}, {"sym": "b"}]}},
+        {"name": "gamma", "value": {"op": "+", "args": [
+            {"op": "*", "args": [{"num": 2.0}, {"sym": "net_out"}]}, {"sym": "a"}]}},
+    ]
+    # targets are mechanistic parameters, first in the flat vector: Julia's `assign` rewrites p[1:n_mech] only
+    assert spec["parameters"] == ["a", "b", "net_out", "gamma"] and spec["events"] == []
+    offsets = {name: off for name, _, off in model.parameter_layout}
+    assert [offsets[n] for n in spec["parameters"]] == [0, 1, 2, 3] and min(offsets.values()) == 0
+    assert all(off >= 4 for name, off in offsets.items() if name.startswith("nn."))
+    # pyude.solve applies them on the host (JuliaCompiledModel.assign is the JAX engine's)
+    from pyude.engines.jax._compile import compile_model
+    from pyude.engines.julia import JuliaCompiledModel
+
+    p = model.flatten(None) + np.linspace(0.1, 0.9, model.n_params)
+    host = JuliaCompiledModel(model, None)
+    np.testing.assert_array_equal(np.asarray(host.assign(p)), np.asarray(compile_model(model).assign(p)))
+    out = np.asarray(host.assign(p))
+    assert out[3] == pytest.approx(2 * out[2] + p[0], rel=1e-15) and out[2] != p[2]
+
+
+def _problem(spec, **kw):
+    import pandas as pd
+
+    t = np.linspace(0.5, 3.0, 6)
+    data = pd.DataFrame({"time": t, "observable": spec["states"][0], "value": np.exp(-t)})
+    return pyude.Problem(spec, data, solver="Tsit5", **kw)
+
+
+def test_event_times_of_estimated_parameters_are_refused():
+    """Timed-event times are tstops and fixed DiscreteCallback times in Julia (constants to
+    SciMLSensitivity): refused where they move with an estimated parameter, directly, through
+    an assignment, or through an assigned network output; state-triggered events are not."""
+    timed = {"name": "d", "states": ["x"], "parameters": {"k": 1.0, "tau": 1.5, "dose": 1.0},
+             "equations": {"x": "-k*x"}, "initial": {"x": 1.0},
+             "events": [{"trigger": "ge(t, tau)", "assignments": {"x": "x + dose"}}]}
+    for estimate in (["k", "dose"], ["k", "tau"]):
+        problem = _problem(timed, estimate=estimate)
+        arrays, _ = problem._arrays_at(None)
+        if "tau" in estimate:
+            with pytest.raises(pyude.SpecError, match="depends on parameter 'tau', which is estimated"):
+                objective_kwargs(arrays, problem.mode, problem.model)
+        else:
+            objective_kwargs(arrays, problem.mode, problem.model)
+    assigned = {**timed, "parameters": {**timed["parameters"], "s": 1.0}, "assignments": {"tau": "2*s"}}
+    problem = _problem(assigned, estimate=["k", "s"])
+    arrays, _ = problem._arrays_at(None)
+    with pytest.raises(pyude.SpecError, match="depends on parameter 's', which is estimated"):
+        objective_kwargs(arrays, problem.mode, problem.model)
+    net = {**timed, "networks": {"nn": {"inputs": 1, "layers": [{"units": 2, "activation": "tanh"}, {"units": 1}]}},
+           "assignments": {"tau": "1 + softplus(nn(k)[0])"}}
+    problem = _problem(net, estimate=["k"])  # the network's weights fixed
+    arrays, _ = problem._arrays_at(None)
+    with pytest.raises(pyude.SpecError, match="parameter 'k', which is estimated"):
+        objective_kwargs(arrays, problem.mode, problem.model)
+    problem = _problem(net, estimate=["dose", "nn"])
+    arrays, _ = problem._arrays_at(None)
+    with pytest.raises(pyude.SpecError, match="network 'nn'"):
+        objective_kwargs(arrays, problem.mode, problem.model)
+    state = {**timed, "events": [{"trigger": "lt(x, tau)", "assignments": {"x": "x + dose"}}]}
+    problem = _problem(state)
+    arrays, _ = problem._arrays_at(None)
+    objective_kwargs(arrays, problem.mode, problem.model)  # a root-found event: SciMLSensitivity differentiates it
+
+
+def test_zygote_vjp_with_events_is_refused_for_adjoints():
+    from pyude.engines.julia._names import check_event_sensitivity
+
+    model = pyude.Model.from_dict(EVENTS_MODEL)
+    for sens in ("adjoint", "checkpoint"):
+        with pytest.raises(pyude.SpecError, match="PYUDE_JULIA_VJP=zygote with events"):
+            check_event_sensitivity(model, sens, "zygote")
+        check_event_sensitivity(model, sens, "reversediff")
+        check_event_sensitivity(model, sens, "enzyme")
+    check_event_sensitivity(model, "forward", "zygote")
+    check_event_sensitivity(model, "", "zygote")
+    check_event_sensitivity(pyude.Model.from_dict(UDE), "adjoint", "zygote")
+
+
+def test_julia_reads_the_event_and_assignment_keys_python_sends():
+    """events.jl reads exactly the keys julia_spec writes (no key dropped or misspelt)."""
+    text = (JULIA / "src" / "events.jl").read_text()
+    spec = julia_spec(pyude.Model.from_dict(EVENTS_MODEL))
+    assert set(re.findall(r'ev\["(\w+)"\]', text)) == set(spec["events"][0]) - {"id"}
+    assert set(re.findall(r'a\["(\w+)"\]', text)) == {"state", "value", "name"}
+    assert set(spec["events"][0]["assignments"][0]) == {"state", "value"}
+    assert re.search(r'spec\["assignments"\]', text) and re.search(r'spec\["events"\]', text)
+    # upward crossings only (affect_neg! = nothing), every event time a tstop
+    assert "ContinuousCallback(EventCondition(m, j, sig), EventAffect(m, [j], sig), nothing)" in text
+    solvers = (JULIA / "src" / "solvers.jl").read_text()
+    assert "stops(m, sig, p, t0, t1, taus)" in solvers and "callback_kw(cb)..." in solvers
 
 
 # ------------------------------------------------------------ Julia is missing

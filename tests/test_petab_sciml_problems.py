@@ -222,11 +222,11 @@ def test_assignment_errors(spec, message):
         pyude.Model.from_dict({**LINEAR, **spec})
 
 
-def test_julia_engine_refuses_assignments_and_uniform_priors():
+def test_julia_engine_exports_assignments_and_refuses_uniform_priors():
     from pyude.engines.julia._export import check_supported, julia_spec
 
-    with pytest.raises(SpecError, match="does not implement the spec's 'assignments'"):
-        julia_spec(pyude.Model.from_dict(LINEAR))
+    assert julia_spec(pyude.Model.from_dict(LINEAR))["assignments"] == [
+        {"name": "k", "value": {"op": "*", "args": [{"num": 2.0}, {"sym": "a"}]}}]
     arrays = {"data": {"noise": np.zeros(1)}, "priors": {"kind": np.array([2])}}
     with pytest.raises(SpecError, match=r"not prior kind\(s\) \[2\]"):
         check_supported(arrays)

@@ -6,7 +6,8 @@ expression already parsed into a tree by pyude's parser) compiled into an in-pla
 right-hand side with RuntimeGeneratedFunctions, networks as Lux `Chain`s, parameters
 in a `ComponentArray`; solved with OrdinaryDiffEq and differentiated with
 SciMLSensitivity through Zygote. PEtab v1 features: noise models 0-7, per-measurement
-parameters, time switches (as `tstops`), preequilibration (to a steady state).
+parameters, time switches (as `tstops`), preequilibration (to a steady state). The spec's
+assignments (parameters computed per condition before the solve) and events (callbacks).
 
 Not executed where pyude is developed (no Julia can be installed there): every call
 was checked against the packages' source and documentation only (docs/engines.md).
@@ -24,7 +25,8 @@ using OrdinaryDiffEqSDIRK: KenCarp4, Kvaerno5
 using OrdinaryDiffEqTsit5: AutoTsit5, Tsit5
 using Random: Xoshiro
 using RuntimeGeneratedFunctions: RuntimeGeneratedFunctions, @RuntimeGeneratedFunction
-using SciMLBase: SciMLBase, DiscreteCallback, ODEProblem, ReturnCode, remake, solve, terminate!
+using SciMLBase: SciMLBase, CallbackSet, ContinuousCallback, DiscreteCallback, ODEProblem, ReturnCode, remake,
+    solve, terminate!
 using SciMLSensitivity: EnzymeVJP, ForwardDiffSensitivity, GaussAdjoint, InterpolatingAdjoint,
     ReverseDiffVJP, ZygoteVJP
 using Zygote: Zygote
@@ -33,6 +35,7 @@ RuntimeGeneratedFunctions.init(@__MODULE__)
 
 include("expressions.jl")
 include("model.jl")
+include("events.jl")
 include("solvers.jl")
 include("objective.jl")
 

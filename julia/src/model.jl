@@ -44,11 +44,12 @@ end
 """
 A model compiled from the spec. `rhs!(du, u, θ, t, inp, chains, states)`,
 `observe(u, θ, t, inp, chains, states)` (declared observables), `initial(p)`,
-`sigma(p)` and `switches(p, t)` are RuntimeGeneratedFunctions; `p` is the flat vector
-in the spec's layout, `θ = ComponentArray(p[perm], axes)` the same numbers as the ODE
-parameter.
+`sigma(p)`, `switches(p, t)` and `assign(p, θ, chains, states)` (the spec's assignments,
+`nothing` without) are RuntimeGeneratedFunctions; `p` is the flat vector in the spec's
+layout, `θ = ComponentArray(p[perm], axes)` the same numbers as the ODE parameter.
+`events` holds the spec's events (events.jl).
 """
-struct Model{R, O, I, S, W, C, T, A}
+struct Model{R, O, I, S, W, C, T, A, P, E}
     name::String
     n_states::Int
     n_params::Int
@@ -63,6 +64,8 @@ struct Model{R, O, I, S, W, C, T, A}
     axes::A     # getaxes of θ
     perm::Vector{Int}
     inputs::Vector{Signal}
+    assign::P
+    events::E
 end
 
 theta_of(m::Model, p::AbstractVector) = ComponentArray(p[m.perm], m.axes)
@@ -192,8 +195,11 @@ function compile_model(json::AbstractString)
     kinds = Symbol[Symbol(u["interpolation"]) for u in spec["inputs"]]
     all(in((:linear, :zoh, :cubic)), kinds) || spec_error("input interpolation must be linear, zoh or cubic")
     inputs = Signal[Signal(Float64[], Float64[], Float64[], kind) for kind in kinds]
+    # assignments read parameters (and network weights through θ); events what the right-hand side reads
+    assign = compile_assignments(spec, params, networks)
+    events = compile_events(spec, dynamic, networks, states)
     return Model(String(spec["name"]), n, n_params, length(obs_values), rhs!, observe, initial, sigma,
-        switches, chains, lux_states, getaxes(proto), perm, inputs)
+        switches, chains, lux_states, getaxes(proto), perm, inputs, assign, events)
 end
 
 """The input signals from flat knot data (`len[k]` knots of input k, concatenated)."""
@@ -219,8 +225,9 @@ function switch_times(m::Model, p)
     return Float64[-a / (b - a) for (a, b) in zip(d0, d1) if b != a && isfinite(-a / (b - a))]
 end
 
-"""Input knots and switch times strictly inside (t0, t1): the solver must step onto them, not over them."""
-function stops(m::Model, signals::Vector{Signal}, p, t0, t1)
-    ts = vcat(Float64[t for s in signals for t in s.times], switch_times(m, p))
+"""Input knots, switch times and the times in `extra` (timed events) strictly inside (t0, t1):
+the solver must step onto them, not over them."""
+function stops(m::Model, signals::Vector{Signal}, p, t0, t1, extra = Float64[])
+    ts = vcat(Float64[t for s in signals for t in s.times], switch_times(m, p), extra)
     return sort!(unique!(filter(t -> t0 < t < t1, ts)))
 end

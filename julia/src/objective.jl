@@ -178,18 +178,16 @@ function start_state(m::Model, a::Arrays, o::Overrides, pc, y0_est)
     return y0 .* (1 .- o.ysrc_use) .+ pc[o.ysrc] .* o.ysrc_use
 end
 
-stop_kw(ts) = isempty(ts) ? (;) : (; tstops = ts)
-sense_kw(sensealg) = sensealg === nothing ? (;) : (; sensealg = sensealg)
-
 """
 `(y, code)`: the steady state reached from the preequilibration's start (JAX
 `steady_state`). Where it becomes steady is a threshold decision, found on values only
 (as the JAX engine's event, it carries no derivative); the state there is then solved
 again from the start over (t0, T) with the problem's sensitivity method, so that it is
-differentiated like the main solve.
+differentiated like the main solve. Events do not act during it (as the JAX engine's
+`steady_state`, which integrates without them); the spec's assignments do.
 """
 function preequilibrate(m::Model, a::Arrays, c::Condition, p, y0_est, s, sensealg)
-    pp = params_of(c.pre_over, p)
+    pp = assigned(m, params_of(c.pre_over, p))
     y = start_state(m, a, c.pre_over, pp, y0_est)
     θ = theta_of(m, pp)
     T, y_end, code = Zygote.ignore_derivatives() do
@@ -203,21 +201,18 @@ function preequilibrate(m::Model, a::Arrays, c::Condition, p, y0_est, s, senseal
     return code == CODE_SUCCESS ? Array(sol)[:, 1] : y, code
 end
 
-"""One condition's solve: `(Y, pc, code, t_reached)`, `Y` (states × times) `nothing` unless code is 0."""
+"""One condition's solve: `(Y, pc, code, t_reached)`, `Y` (states × times) `nothing` unless code
+is 0; `pc` the condition's parameters with the spec's assignments applied (JAX `cm.assign`)."""
 function condition_solve(m::Model, a::Arrays, c::Condition, p, y0_est, s, sensealg)
-    pc = params_of(c.own, p)
+    pc = assigned(m, params_of(c.own, p))
     y0 = start_state(m, a, c.own, pc, y0_est)
     if c.pre
         y_ss, code = preequilibrate(m, a, c, p, y0_est, s, sensealg)
         code == CODE_SUCCESS || return nothing, pc, code, a.t0
         y0 = y0 .* c.reset .+ y_ss .* (1 .- c.reset)  # the condition's own state overrides apply after it
     end
-    ts_stop = Zygote.ignore_derivatives(() -> stops(m, c.signals, pc, a.t0, a.ts[end]))
-    sol = solve(c.prob, s.alg; u0 = y0, p = theta_of(m, pc), saveat = a.ts, reltol = s.rtol, abstol = s.atol,
-        maxiters = s.max_steps, stop_kw(ts_stop)..., sense_kw(sensealg)...)
-    code = status(sol, length(a.ts))
-    code == CODE_SUCCESS || return nothing, pc, code, Float64(last(sol.t))
-    return Array(sol), pc, code, a.ts[end]
+    Y, code, t_reached, _ = trajectory(m, c.prob, c.signals, y0, pc, theta_of(m, pc), a.t0, a.ts, s, sensealg)
+    return Y, pc, code, t_reached
 end
 
 """Observables then states at one state `y` (time `t`, inputs `inp`), and their noise scales, at parameters `p`."""

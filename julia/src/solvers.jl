@@ -54,9 +54,12 @@ const CODE_INCOMPLETE = 6
 const CODE_NO_STEADY_STATE = 7
 
 """0 when `sol` succeeded and saved all `n_saved` times, else why not."""
-function status(sol, n_saved::Int)
+status(sol, n_saved::Int) = status(sol, length(sol.t) == n_saved)
+
+"""0 when `sol` succeeded and `complete` (every save time is there), else why not."""
+function status(sol, complete::Bool)
     if SciMLBase.successful_retcode(sol)
-        return length(sol.t) == n_saved ? CODE_SUCCESS : CODE_INCOMPLETE
+        return complete ? CODE_SUCCESS : CODE_INCOMPLETE
     end
     rc = sol.retcode
     rc == ReturnCode.MaxIters && return CODE_MAXITERS
@@ -65,11 +68,44 @@ function status(sol, n_saved::Int)
     return CODE_FAILED
 end
 
+stop_kw(ts) = isempty(ts) ? (;) : (; tstops = ts)
+sense_kw(sensealg) = sensealg === nothing ? (;) : (; sensealg = sensealg)
+callback_kw(cb) = cb === nothing ? (;) : (; callback = cb)
+
+"""
+`(Y, code, t_reached, sol)`: one solve of `prob` from `y0` at `t0`, saved at `ts` (`Y` the
+states × times, `nothing` unless `code` is 0), with the model's events: those firing at t0
+change `y0` first, the others are callbacks (events.jl). Input knots, switch times and
+timed-event times are `tstops`. `p` is the flat parameter vector (assignments applied), `θ`
+the same numbers as a ComponentArray; `s` the solver settings; `sensealg` `nothing` for values only.
+"""
+function trajectory(m::Model, prob, sig::Vector{Signal}, y0, p, θ, t0, ts, s, sensealg)
+    t1 = ts[end]
+    events = has_events(m)
+    taus = events ? Zygote.ignore_derivatives(() -> event_times(m, θ)) : Float64[]
+    y0 = events ? initial_events(m, y0, θ, t0, input_values(sig, t0), taus) : y0
+    ts_stop, cb = Zygote.ignore_derivatives() do
+        stops(m, sig, p, t0, t1, taus), events ? event_callbacks(m, sig, taus, t0, t1) : nothing
+    end
+    sol = solve(prob, s.alg; u0 = y0, p = θ, saveat = ts, reltol = s.rtol, abstol = s.atol, maxiters = s.max_steps,
+        stop_kw(ts_stop)..., callback_kw(cb)..., sense_kw(sensealg)...)
+    if events  # events add saved points: the save times are picked from sol.t
+        idx = Zygote.ignore_derivatives(() -> saved_columns(sol, ts))
+        code = status(sol, idx !== nothing)
+        code == CODE_SUCCESS || return nothing, code, Float64(last(sol.t)), sol
+        return Array(sol)[:, idx], code, Float64(t1), sol
+    end
+    code = status(sol, length(ts))
+    code == CODE_SUCCESS || return nothing, code, Float64(last(sol.t)), sol
+    return Array(sol), code, Float64(t1), sol
+end
+
 """
     solve_model(m, ts, t0, y0, p, u_times, u_values, u_m, u_len, solver, rtol, atol, max_steps)
 
 One solve saved at `ts`: `(Y, code, retcode, t_reached, naccept, nreject, nf, njacs)`
-with `Y` the `n_states × length(ts)` trajectory (empty unless `code == 0`).
+with `Y` the `n_states × length(ts)` trajectory (empty unless `code == 0`). `p` arrives with
+the spec's assignments applied (`pyude.solve` applies them on the host, as for `y0`).
 """
 function solve_model(m::Model, ts, t0, y0, p, u_times, u_values, u_m, u_len, solver::AbstractString,
         rtol::Real, atol::Real, max_steps::Integer)
@@ -77,15 +113,13 @@ function solve_model(m::Model, ts, t0, y0, p, u_times, u_values, u_m, u_len, sol
     t0 = Float64(t0)
     sig = signals(m, u_times, u_values, u_m, u_len)
     pv = Vector{Float64}(p)
-    prob = ODEProblem{true, SciMLBase.FullSpecialize}(RHS(m, sig), Vector{Float64}(y0), (t0, tsv[end]), theta_of(m, pv))
-    ts_stop = stops(m, sig, pv, t0, tsv[end])
-    kw = isempty(ts_stop) ? (;) : (; tstops = ts_stop)
-    sol = solve(prob, algorithm(solver); saveat = tsv, reltol = Float64(rtol), abstol = Float64(atol),
-        maxiters = Int(max_steps), kw...)
-    code = status(sol, length(tsv))
-    Y = code == CODE_SUCCESS ? Array(sol) : zeros(m.n_states, 0)
+    θ = theta_of(m, pv)
+    prob = ODEProblem{true, SciMLBase.FullSpecialize}(RHS(m, sig), Vector{Float64}(y0), (t0, tsv[end]), θ)
+    s = settings_of(solver, rtol, atol, max_steps)
+    Y, code, t_reached, sol = trajectory(m, prob, sig, Vector{Float64}(y0), pv, θ, t0, tsv, s, nothing)
     st = sol.stats
-    return (Y, code, String(Symbol(sol.retcode)), Float64(last(sol.t)), st.naccept, st.nreject, st.nf, st.njacs)
+    return (Y === nothing ? zeros(m.n_states, 0) : Y, code, String(Symbol(sol.retcode)), t_reached, st.naccept,
+        st.nreject, st.nf, st.njacs)
 end
 
 # how long a preequilibration may run before it counts as failed (as the JAX engine)

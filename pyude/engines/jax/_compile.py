@@ -359,7 +359,7 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
     if model.events:
         from ._events import compile_events
 
-        events = compile_events(model, env_of, bound_nets, _Evaluator, _affine_in_t)
+        events = compile_events(model, env_of, bound_nets, _Evaluator)
     return CompiledModel(
         model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints, assignments=assignments,
         events=events,

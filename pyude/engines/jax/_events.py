@@ -59,19 +59,24 @@ class CompiledEvents:
         return jnp.where(jnp.asarray(self.strict), g > 0, g >= 0)
 
 
-def compile_events(model, env_of: Callable, bound_nets: Callable, evaluator, affine_in_t: Callable) -> CompiledEvents:
+def time_triggered(g: _expr.Expr, params: set[str]) -> bool:
+    """True if the trigger function ``g`` is affine in ``t`` and otherwise depends on parameters
+    only (no states, inputs or network calls): its firing time is the root of ``g`` in ``t``.
+    The Julia engine's spec JSON carries this classification (``pyude.engines.julia.julia_spec``)."""
+    from ._compile import _affine_in_t
+
+    names = _expr.symbols(g)
+    return _expr.TIME in names and names <= params | {_expr.TIME} and not _expr.net_calls(g) and _affine_in_t(g)
+
+
+def compile_events(model, env_of: Callable, bound_nets: Callable, evaluator) -> CompiledEvents:
     """``env_of(t, y, p, u)`` the expression environment, ``bound_nets(p)`` the networks,
-    ``evaluator`` the expression evaluator class, ``affine_in_t`` the test of affinity in t."""
+    ``evaluator`` the expression evaluator class."""
     events = model.events
     params = set(model.parameters)
     state_index = {s: i for i, s in enumerate(model.states)}
     gs = [e.g for e in events]
-
-    def is_timed(g) -> bool:
-        names = _expr.symbols(g)
-        return _expr.TIME in names and names <= params | {_expr.TIME} and not _expr.net_calls(g) and affine_in_t(g)
-
-    timed = [j for j, g in enumerate(gs) if is_timed(g)]
+    timed = [j for j, g in enumerate(gs) if time_triggered(g, params)]
     state = [j for j in range(len(events)) if j not in timed]
     param_index = {name: off for name, _, off in model.parameter_layout if name in params}
 

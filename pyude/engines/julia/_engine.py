@@ -18,7 +18,7 @@ from ...spec._function import FunctionModel
 from ...spec._model import Model
 from ._detect import INSTALL, require_julia
 from ._export import input_arrays, julia_spec_json, objective_kwargs
-from ._names import julia_solver_name, vjp_choice
+from ._names import check_event_sensitivity, julia_solver_name, vjp_choice
 
 # result codes of julia/src/solvers.jl -> the codes SolverError carries (as the JAX engine's)
 CODES = {
@@ -44,6 +44,8 @@ class JuliaCompiledModel:
         self.model = model
         self.handle = handle
         host = compile_model(model)
+        # the spec's assignments at p (pyude.solve applies them on the host; Problem objectives in Julia)
+        self.assign = host.assign
         self.initial = host.initial
         self.inputs = host.inputs
         self.input_args = host.input_args
@@ -185,8 +187,9 @@ class JuliaEngine:
 
     def objective(self, cm, s, sens: AbstractSensitivity | None, mode: str, theta, arrays):
         """``((value, grad or None, data_term, codes, t_reached), first-call seconds)``."""
-        ja = self._arrays(cm, arrays, mode)
         sens_name = "" if sens is None else sens.name
+        check_event_sensitivity(cm.model, sens_name, self.vjp)
+        ja = self._arrays(cm, arrays, mode)
         out, first, _ = self._timed(
             cm, ("objective", s, sens_name, mode), "objective", cm.handle, ja, np.asarray(theta, dtype=float),
             s.solver, float(s.rtol), float(s.atol), int(s.max_steps), sens_name, self.vjp,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..._errors import SpecError
-from ...spec._expr import symbols, to_json
+from ...spec._expr import net_calls, symbols, to_json
 from ...spec._model import Model
 from ...spec._networks import Network
 
@@ -66,19 +66,34 @@ def rhs_switches(model: Model) -> list:
     return _time_switches(rhs_exprs, set(model.parameters))
 
 
+def events_json(model: Model) -> list[dict[str, Any]]:
+    """The spec's events for PyUDE.jl, in spec order: the trigger function ``g`` (the event fires
+    where it crosses zero upwards), ``strict`` (``gt``/``lt``: false where ``g`` is 0),
+    ``fires_initially`` (``initial_value`` false), ``timed`` (the JAX engine's classification,
+    :func:`pyude.engines.jax._events.time_triggered`: Julia steps onto the root of ``g`` in t
+    instead of locating a crossing) and the assignments ``state := value``."""
+    from ..jax._events import time_triggered
+
+    params = set(model.parameters)
+    return [
+        {
+            "id": e.id,
+            "g": to_json(e.g),
+            "strict": e.strict,
+            "fires_initially": e.fires_initially,
+            "timed": time_triggered(e.g, params),
+            "assignments": [{"state": s, "value": to_json(x)} for s, x in e.assignments],
+        }
+        for e in model.events
+    ]
+
+
 def julia_spec(model: Model) -> dict[str, Any]:
     """The spec as PyUDE.jl's ``compile_model`` reads it (plain JSON data)."""
     if not isinstance(model, Model):
         raise SpecError("the Julia engine runs model specs only; a model given as a Python function needs engine='jax'")
     if model.n_params == 0:
         raise SpecError("the Julia engine needs a model with at least one parameter")
-    if model.events:
-        raise SpecError("the Julia engine does not implement events (the spec's 'events'); use engine='jax'")
-    if model.assignments:
-        raise SpecError(
-            f"the Julia engine does not implement the spec's 'assignments' (parameters {list(model.assignments)} "
-            "computed before the solve); use engine='jax'"
-        )
     graphs = [name for name, net in model.networks.items() if not isinstance(net, Network)]
     if graphs:
         raise SpecError(
@@ -117,6 +132,8 @@ def julia_spec(model: Model) -> dict[str, Any]:
             for o in model.observables.values()
         ],
         "switches": [to_json(d) for d in rhs_switches(model)],
+        "assignments": [{"name": name, "value": to_json(node)} for name, node in model.assignments.items()],
+        "events": events_json(model),
         "julia_layout": julia_layout(model).tolist(),
     }
 
@@ -179,21 +196,49 @@ def check_supported(arrays: dict[str, Any]) -> None:
         raise SpecError(f"the Julia engine does not implement noise model code(s) {unknown}; use engine='jax'")
 
 
+def _time_dependencies(model: Model) -> tuple[list[str], list[str]]:
+    """``(parameters, networks)`` that the times of the right-hand side's switches and of the
+    time-triggered events depend on, directly or through the spec's assignments (an assigned
+    parameter moves with whatever its expression reads, a network's weights included)."""
+    from ..jax._events import time_triggered
+
+    params = set(model.parameters)
+    todo = rhs_switches(model) + [e.g for e in model.events if time_triggered(e.g, params)]
+    names: set[str] = set()
+    nets: set[str] = set()
+    while todo:
+        tree = todo.pop()
+        nets |= {c.net for c in net_calls(tree)}
+        for name in symbols(tree) - names:
+            names.add(name)
+            if name in model.assignments:
+                todo.append(model.assignments[name])
+    return [p for p in model.parameters if p in names], [n for n in model.networks if n in nets]
+
+
 def switch_parameters(model: Model) -> list[str]:
-    """The parameters the right-hand side's switch times depend on."""
-    names = set().union(set(), *(symbols(d) for d in rhs_switches(model)))
-    return [p for p in model.parameters if p in names]
+    """The parameters the times of the right-hand side's switches and of the time-triggered
+    events depend on, directly or through the spec's assignments."""
+    return _time_dependencies(model)[0]
 
 
 def check_switch_times(model: Model, arrays: dict[str, Any]) -> None:
-    """Refuse switch times that move with an estimated parameter: PyUDE.jl passes them to the
-    solver as ``tstops``, constants to SciMLSensitivity, so the gradient would lack the jump
-    term ``λ·(f(τ-) - f(τ+)) dτ/dθ`` that the JAX engine's adjoint adds."""
-    names = switch_parameters(model)
-    if not names:
+    """Refuse switch and time-triggered event times that move with an estimated parameter:
+    PyUDE.jl passes them to the solver as ``tstops`` (and fixed ``DiscreteCallback`` times),
+    constants to SciMLSensitivity, so the gradient would lack the event-time term (for a switch
+    ``λ·(f(τ-) - f(τ+)) dτ/dθ``) that the JAX engine includes."""
+    names, nets = _time_dependencies(model)
+    if not names and not nets:
         return
     offsets = {name: off for name, _, off in model.parameter_layout}
     estimated = {int(i) for i in np.asarray(arrays["index"]).ravel() if int(i) < model.n_params}
+    for name, shape, off in model.parameter_layout:
+        if "." in name and name.split(".")[0] in nets and estimated & set(range(off, off + int(np.prod(shape)))):
+            raise SpecError(
+                f"the Julia engine does not differentiate switch or event times: a switch or time-triggered "
+                f"event time depends on network {name.split('.')[0]!r} (through the spec's assignments), whose "
+                "weights are estimated; fix them or use engine='jax'"
+            )
     c = arrays["cond"]
     for prefix in ("", "pre_"):
         if prefix + "p_fixed" not in c:
@@ -204,8 +249,9 @@ def check_switch_times(model: Model, arrays: dict[str, Any]) -> None:
             moved = {int(s) for s in source[~fixed[:, j].astype(bool), j]} & estimated
             if moved:
                 raise SpecError(
-                    f"the Julia engine does not differentiate switch times: the right-hand side switches at a time "
-                    f"that depends on parameter {name!r}, which is estimated; fix it or use engine='jax'"
+                    f"the Julia engine does not differentiate switch or event times: the right-hand side switches "
+                    f"or a time-triggered event fires at a time that depends on parameter {name!r}, which is "
+                    "estimated; fix it or use engine='jax'"
                 )
 
 

@@ -62,3 +62,21 @@ def julia_sensealg(sensitivity: str, vjp: str | None = None) -> str:
     if sensitivity not in JULIA_SENSITIVITIES:
         raise SpecError(f"unknown sensitivity {sensitivity!r}; choose one of {', '.join(JULIA_SENSITIVITIES)}")
     return JULIA_SENSITIVITIES[sensitivity].format(vjp=VJPS[vjp or vjp_choice()])
+
+
+def check_event_sensitivity(model, sensitivity: str, vjp: str) -> None:
+    """Refuse ``$PYUDE_JULIA_VJP=zygote`` for an adjoint through a model with events.
+
+    SciMLSensitivity differentiates an event's ``affect!`` in the adjoint with ReverseDiff or
+    Enzyme only: ``_setup_reverse_callbacks`` (``src/callback_tracking.jl``) raised "Only
+    `ReverseDiffVJP` and `EnzymeVJP` are currently compatible with continuous adjoint
+    sensitivity methods for hybrid DEs" before newer releases swapped in ``ReverseDiffVJP()``
+    with a warning; which release the compat bound resolves to is not known here. ``forward``
+    (``ForwardDiffSensitivity``) uses no VJP.
+    """
+    if getattr(model, "events", None) and sensitivity in ("adjoint", "checkpoint") and vjp == "zygote":
+        raise SpecError(
+            f"{VJP_ENV}=zygote with events: SciMLSensitivity differentiates an event's assignments with "
+            f"ReverseDiff or Enzyme only; unset {VJP_ENV} (reversediff) or set it to enzyme, or use "
+            "sensitivity='forward'"
+        )
