@@ -703,3 +703,358 @@ def test_problem_files_of_examples_exist():
     assert sorted(ROOT.glob("examples/*/problem.yaml")), "no example problem files"
     for path in ROOT.glob("examples/*/problem.yaml"):
         assert "model" in yaml.safe_load(path.read_text())
+
+
+# ------------------------------------------------------- graph (PEtab SciML) networks
+GRAPH = {
+    "inputs": [{"input_id": "a", "shape": [2]}, {"input_id": "b", "shape": [1]}],
+    "layers": [
+        {"layer_id": "l1", "layer_type": "Linear", "args": {"in_features": 3, "out_features": 4}},
+        {"layer_id": "act", "layer_type": "Softplus", "args": {"beta": 2.0}},
+        {"layer_id": "l2", "layer_type": "Linear", "args": {"in_features": 4, "out_features": 2, "bias": False}},
+    ],
+    "forward": [
+        {"name": "a", "op": "placeholder", "target": "a", "args": [], "kwargs": {}},
+        {"name": "b", "op": "placeholder", "target": "b", "args": [], "kwargs": {}},
+        {"name": "cat", "op": "call_function", "target": "cat", "args": [["a", "b"]], "kwargs": {"dim": 0}},
+        {"name": "l1", "op": "call_module", "target": "l1", "args": ["cat"], "kwargs": {}},
+        {"name": "act", "op": "call_module", "target": "act", "args": ["l1"], "kwargs": {}},
+        {"name": "half", "op": "call_function", "target": "mul", "args": ["act", 0.5], "kwargs": {}},
+        {"name": "l2", "op": "call_module", "target": "l2", "args": ["half"], "kwargs": {}},
+        {"name": "out", "op": "call_method", "target": "tanh", "args": ["l2"], "kwargs": {}},
+        {"name": "output", "op": "output", "target": "output", "args": ["out"], "kwargs": {}},
+    ],
+}
+GRAPH_UDE = {
+    "name": "graph_ude", "states": ["x", "y"], "parameters": {"k": 0.3},
+    "networks": {"mlp": {"inputs": 1, "layers": [{"units": 2, "activation": "tanh"}, {"units": 1}]}, "g": GRAPH},
+    "equations": {"x": "-k*x + g(x, y, t)[0]", "y": "mlp(x)[0] + g(x, y, t)[1]"},
+    "initial": {"x": 1.0, "y": 0.5},
+}
+
+
+def test_graph_network_spec_json_is_exact():
+    model = pyude.Model.from_dict(GRAPH_UDE)
+    spec = json.loads(julia_spec_json(model))
+    mlp, g = spec["networks"]
+    assert mlp["kind"] == "mlp" and mlp["outputs"] == 1 and mlp["offset"] == 1
+    assert g == {
+        "name": "g", "kind": "graph", "inputs": 3, "outputs": 2, "offset": 1 + 7, "size": 12 + 4 + 8,
+        "input_shapes": [[2], [1]],
+        "layers": [
+            {"id": "l1", "type": "Linear", "family": "linear", "dim": 0,
+             "args": {"in_features": 3, "out_features": 4, "bias": True},
+             "params": [{"name": "weight", "offset": 0, "shape": [4, 3]}, {"name": "bias", "offset": 12, "shape": [4]}]},
+            {"id": "act", "type": "Softplus", "family": "activation", "dim": 0,
+             "args": {"fn": "softplus", "beta": 2.0, "threshold": 20.0}, "params": []},
+            {"id": "l2", "type": "Linear", "family": "linear", "dim": 0,
+             "args": {"in_features": 4, "out_features": 2, "bias": False},
+             "params": [{"name": "weight", "offset": 16, "shape": [2, 4]}]},
+        ],
+        "nodes": [
+            {"name": "a", "shape": [2], "op": "placeholder", "inputs": []},
+            {"name": "b", "shape": [1], "op": "placeholder", "inputs": []},
+            {"name": "cat", "shape": [3], "op": "function", "fn": "cat", "inputs": ["a", "b"], "args": {"dim": 0}},
+            {"name": "l1", "shape": [4], "op": "module", "layer": "l1", "inputs": ["cat"]},
+            {"name": "act", "shape": [4], "op": "module", "layer": "act", "inputs": ["l1"]},
+            {"name": "half", "shape": [4], "op": "function", "fn": "mul", "inputs": ["act"],
+             "operands": [{"node": "act"}, {"num": 0.5}], "args": {}},
+            {"name": "l2", "shape": [2], "op": "module", "layer": "l2", "inputs": ["half"]},
+            {"name": "out", "shape": [2], "op": "function", "fn": "tanh", "inputs": ["l2"], "args": {}},
+            {"name": "output", "op": "output", "inputs": ["out"]},
+        ],
+    }
+    # the graph network's block stays row-major (Julia reads it with reversed axes); the MLP's is permuted
+    perm = julia_layout(model) - 1
+    assert np.array_equal(perm[g["offset"]:g["offset"] + g["size"]], np.arange(g["offset"], g["offset"] + g["size"]))
+    assert sorted(perm) == list(range(model.n_params))
+
+
+def test_graph_networks_julia_does_not_implement_are_refused_by_name():
+    from pyude.engines.julia._graph_export import JULIA_OPS, UNARY
+
+    convt = {**GRAPH, "layers": GRAPH["layers"] + [{"layer_id": "up", "layer_type": "ConvTranspose1d",
+                                                     "args": {"in_channels": 1, "out_channels": 1, "kernel_size": 2}}]}
+    with pytest.raises(pyude.SpecError, match=r"does not implement layer type 'ConvTranspose1d'.*layer 'up'"):
+        julia_spec(pyude.Model.from_dict({**GRAPH_UDE, "networks": {**GRAPH_UDE["networks"], "g": convt}}))
+    mm = {"inputs": [{"input_id": "a", "shape": [2, 2, 2]}], "layers": [], "forward": [
+        {"name": "a", "op": "placeholder", "target": "a", "args": [], "kwargs": {}},
+        {"name": "m", "op": "call_function", "target": "matmul", "args": ["a", "a"], "kwargs": {}},
+        {"name": "output", "op": "output", "target": "output", "args": ["m"], "kwargs": {}}]}
+    model = pyude.Model.from_dict({"states": ["x"], "parameters": {"k": 1.0}, "networks": {"h": mm},
+                                   "equations": {"x": "-k*x + h(x, x, x, x, x, x, x, x)[0]"}, "initial": {"x": 1.0}})
+    with pytest.raises(pyude.SpecError, match=r"matmul of 1-d and 2-d arrays only.*node 'm'"):
+        julia_spec(model)
+    # the lists Julia implements: every op of the spec, and graph.jl's UNARY equals the Python list
+    assert set(JULIA_OPS) == set(_expr_ops())
+    text = (JULIA / "src" / "graph.jl").read_text()
+    block = re.search(r"const UNARY = \((.*?)\)\n", text, re.S).group(1)
+    assert set(re.findall(r'"([a-z_0-9]+)"', block)) == set(UNARY)
+
+
+def _expr_ops():
+    from pyude.spec._graph import OPS
+
+    return OPS
+
+
+# NumPy mirror of julia/src/graph.jl's index maths (line by line; Julia is 1-based and column-major:
+# `jl_reshape` is Julia's `reshape`, `vec_jl` its `vec`). Checked against the JAX engine, which
+# computes what PyTorch computes; this tests the maths written in graph.jl, not the Julia code itself.
+def jdims(shape):
+    return tuple(reversed([int(d) for d in shape]))
+
+
+def jl_reshape(v, dims):
+    return np.reshape(np.asarray(v), dims, order="F")
+
+
+def vec_jl(x):
+    return np.asarray(x).ravel(order="F")
+
+
+def jl_cartesian(dims):
+    """Julia's `vec(CartesianIndices(dims))` (0-based): the first index runs fastest."""
+    import itertools
+
+    return [tuple(reversed(c)) for c in itertools.product(*(range(d) for d in reversed(dims)))]
+
+
+def rowmajor(shape):
+    return [tuple(reversed(c)) for c in jl_cartesian(jdims(shape))]
+
+
+def flatindex(q, shape):
+    acc = 0
+    for qi, si in zip(q, shape):
+        acc = acc * si + qi
+    return acc
+
+
+def padded(q, s, mode):
+    if 0 <= q < s:
+        return q
+    if mode == "zeros":
+        return None
+    if mode == "replicate":
+        return min(max(q, 0), s - 1)
+    if mode == "circular":
+        return q % s
+    r = -q if q < 0 else 2 * (s - 1) - q
+    assert 0 <= r < s
+    return r
+
+
+def conv_padding(padding, k, d):
+    if padding == "valid":
+        return [0] * len(k), [0] * len(k)
+    if padding == "same":
+        tot = [d[j] * (k[j] - 1) for j in range(len(k))]
+        return [t // 2 for t in tot], [t - t // 2 for t in tot]
+    return list(padding), list(padding)
+
+
+def conv_index(xs, a, dim):
+    N, C, S = xs[0], xs[1], list(xs[2:])
+    k, s, d = a["kernel_size"], a["stride"], a["dilation"]
+    lo, hi = conv_padding(a["padding"], k, d)
+    P = [(S[j] + lo[j] + hi[j] - d[j] * (k[j] - 1) - 1) // s[j] + 1 for j in range(dim)]
+    G = a["groups"]
+    ig = C // G
+    offsets, positions = rowmajor(k), rowmajor(P)
+    zero_at = N * C * int(np.prod(S)) + 1
+    idx = np.empty((len(positions), ig * len(offsets), G, N), dtype=int)
+    for n in range(1, N + 1):
+        for g in range(1, G + 1):
+            for i in range(1, ig + 1):
+                for kk, kq in enumerate(offsets, 1):
+                    for ll, p in enumerate(positions, 1):
+                        q = [padded(p[j] * s[j] - lo[j] + kq[j] * d[j], S[j], a["padding_mode"]) for j in range(dim)]
+                        c = (g - 1) * ig + (i - 1)
+                        idx[ll - 1, (i - 1) * len(offsets) + kk - 1, g - 1, n - 1] = (
+                            zero_at if any(v is None for v in q) else flatindex((n - 1, c, *q), (N, C, *S)) + 1)
+    return idx
+
+
+def apply_conv(x_jl, block, w_off, b_off, cout, groups, idx, out):
+    cols = np.concatenate([vec_jl(x_jl), [0.0]])[idx - 1]
+    kr, og = idx.shape[1], cout // groups
+    W = jl_reshape(block[w_off:w_off + kr * cout], (kr, cout))
+    y = np.stack([np.hstack([cols[:, :, g, n] @ W[:, g * og:(g + 1) * og] for g in range(groups)])
+                  for n in range(idx.shape[3])], axis=2)
+    if b_off >= 0:
+        y = y + jl_reshape(block[b_off:b_off + cout], (cout,)).reshape(1, cout, 1)
+    return jl_reshape(y, jdims(out))
+
+
+def _single_layer_net(layer_type, args, shape, extra=()):
+    from pyude.spec._graph import parse_graph_network
+
+    spec = {"inputs": [{"input_id": "x", "shape": list(shape)}],
+            "layers": [{"layer_id": "l", "layer_type": layer_type, "args": args}, *extra],
+            "forward": [{"name": "x", "op": "placeholder", "target": "x", "args": [], "kwargs": {}},
+                        {"name": "l", "op": "call_module", "target": "l", "args": ["x"], "kwargs": {}},
+                        {"name": "output", "op": "output", "target": "output", "args": ["l"], "kwargs": {}}]}
+    return parse_graph_network("n", spec, "<test>")
+
+
+def _torch_from_julia(y_jl, shape):
+    """The PyTorch (row-major) array that Julia's reversed-axes array `y_jl` holds."""
+    return vec_jl(y_jl).reshape(shape)
+
+
+def test_julia_reversed_axes_read_pytorch_arrays_element_by_element():
+    rng = np.random.default_rng(0)
+    for shape in [(4, 3), (2, 3, 5, 4), (2, 2, 3, 2, 3), (5,)]:
+        t = rng.normal(size=shape)
+        j = jl_reshape(t.ravel(), jdims(shape))  # graph.jl `param`: reshape(block, reverse(shape)...)
+        for ix in np.ndindex(*shape):
+            assert j[tuple(reversed(ix))] == t[ix]
+    # Linear: W = reshape(block, in, out) is weightᵀ; y = Wᵀ x equals PyTorch's x @ weightᵀ + b
+    w, b, x = rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=(5, 3))
+    W = jl_reshape(w.ravel(), (3, 4))
+    assert np.array_equal(W, w.T)
+    x_jl = jl_reshape(x.ravel(), jdims(x.shape))
+    y_jl = (W.T @ jl_reshape(x_jl, (3, -1)) + b[:, None]).reshape((4, 5), order="F")
+    np.testing.assert_allclose(_torch_from_julia(y_jl, (5, 4)), x @ w.T + b, rtol=1e-14)
+
+
+@pytest.mark.parametrize("args,shape", [
+    ({"in_channels": 3, "out_channels": 1, "kernel_size": 5}, (3, 10, 10)),  # PEtab SciML case 015's layer
+    ({"in_channels": 4, "out_channels": 6, "kernel_size": [3, 2], "stride": [2, 1], "padding": [1, 2],
+      "dilation": [1, 2], "groups": 2}, (2, 4, 7, 6)),
+    ({"in_channels": 2, "out_channels": 3, "kernel_size": [3, 3], "padding": "same", "padding_mode": "reflect",
+      "bias": False}, (2, 5, 4)),
+    ({"in_channels": 2, "out_channels": 2, "kernel_size": [2, 3], "padding": [1, 2], "padding_mode": "circular"},
+     (2, 4, 5)),
+    ({"in_channels": 1, "out_channels": 2, "kernel_size": [2, 2], "padding": 1, "padding_mode": "replicate"},
+     (1, 3, 3)),
+])
+def test_julia_conv2d_gather_matches_pytorch_semantics(args, shape):
+    net = _single_layer_net("Conv2d", args, shape)
+    params = net.init(np.random.default_rng(1))
+    x = np.random.default_rng(2).normal(size=shape)
+    expected = net(params, x)  # the JAX engine: PyTorch's Conv2d
+    lay = net.layers[0]
+    block = np.concatenate([np.ravel(params[f"n.l.{k}"]) for k, _ in lay.shapes()])  # the spec's row-major block
+    b_off = int(np.prod(lay.shapes()[0][1])) if lay.args["bias"] else -1
+    xs = list(shape) if len(shape) == 4 else [1, *shape]  # graph.jl batched_shape
+    idx = conv_index(xs, lay.args, 2)
+    y_jl = apply_conv(jl_reshape(x.ravel(), jdims(shape)), block, 0, b_off, lay.args["out_channels"],
+                      lay.args["groups"], idx, expected.shape)
+    np.testing.assert_allclose(_torch_from_julia(y_jl, expected.shape), expected, rtol=1e-12, atol=1e-12)
+    # Julia's weight matrix W[r, c] is weight[c] flattened row-major over (in/groups, kH, kW)
+    w = params["n.l.weight"]
+    W = jl_reshape(block[:w.size], (idx.shape[1], w.shape[0]))
+    for c in range(w.shape[0]):
+        assert np.array_equal(W[:, c], w[c].ravel())
+
+
+def window_index(xs, windows):
+    N, C, S = xs[0], xs[1], list(xs[2:])
+    dim = len(S)
+    kmax = [max(len(w) for w in ws) for ws in windows]
+    offsets, positions = rowmajor(kmax), rowmajor([len(ws) for ws in windows])
+    pad_at = N * C * int(np.prod(S)) + 1
+    idx = np.empty((len(offsets), len(positions), C, N), dtype=int)
+    inside, present = np.zeros(len(positions), dtype=int), np.zeros(len(positions), dtype=int)
+    for n in range(1, N + 1):
+        for c in range(1, C + 1):
+            for ll, p in enumerate(positions, 1):
+                for kk, kq in enumerate(offsets, 1):
+                    lists = [windows[j][p[j]] for j in range(dim)]
+                    ispresent = all(kq[j] < len(lists[j]) for j in range(dim))
+                    q = [lists[j][kq[j]] for j in range(dim)] if ispresent else []
+                    isinside = ispresent and all(0 <= q[j] < S[j] for j in range(dim))
+                    idx[kk - 1, ll - 1, c - 1, n - 1] = flatindex((n - 1, c - 1, *q), (N, C, *S)) + 1 if isinside \
+                        else pad_at
+                    if n == 1 and c == 1:
+                        inside[ll - 1] += isinside
+                        present[ll - 1] += ispresent
+    return idx, inside, present
+
+
+def fixed_windows(S, k, s, pad, d):
+    return [[[p * s[j] - pad[j] + q * d[j] for q in range(k[j])]
+             for p in range((S[j] + 2 * pad[j] - d[j] * (k[j] - 1) - 1) // s[j] + 1)] for j in range(len(S))]
+
+
+def adaptive_windows(S, sizes):
+    out = []
+    for j in range(len(S)):
+        o = S[j] if sizes[j] is None else sizes[j]
+        out.append([list(range((i * S[j]) // o, -((-(i + 1) * S[j]) // o))) for i in range(o)])
+    return out
+
+
+@pytest.mark.parametrize("layer_type,args,shape", [
+    ("MaxPool2d", {"kernel_size": [3, 2], "stride": [2, 1], "padding": [1, 1], "dilation": [1, 2]}, (2, 3, 7, 6)),
+    ("AvgPool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, (3, 7, 6)),
+    ("AvgPool2d", {"kernel_size": [2, 3], "padding": [1, 1]}, (2, 5, 7)),
+    ("AdaptiveAvgPool2d", {"output_size": [3, None]}, (2, 7, 5)),
+    ("AdaptiveMaxPool1d", {"output_size": 4}, (3, 9)),
+    ("LPPool1d", {"norm_type": 2.0, "kernel_size": 3, "stride": 2}, (2, 9)),
+])
+def test_julia_pooling_gather_matches_pytorch_semantics(layer_type, args, shape):
+    net = _single_layer_net(layer_type, args, shape)
+    x = np.random.default_rng(3).normal(size=shape)
+    expected = net({}, x)
+    lay = net.layers[0]
+    fam, dim, a = lay.kind.family, lay.kind.dim, lay.args
+    xs = list(shape) if len(shape) == dim + 2 else [1, *shape]
+    S = xs[2:]
+    if fam.startswith("adaptive"):
+        windows = adaptive_windows(S, a["output_size"])
+    else:
+        k = list(a["kernel_size"])
+        s = k if a["stride"] is None else list(a["stride"])
+        pad = [0] * dim if fam == "lppool" else list(a["padding"])
+        d = list(a["dilation"]) if fam == "maxpool" else [1] * dim
+        windows = fixed_windows(S, k, s, pad, d)
+    idx, inside, present = window_index(xs, windows)
+    xv = vec_jl(jl_reshape(x.ravel(), jdims(shape)))
+    if fam in ("maxpool", "adaptivemaxpool"):
+        y = np.concatenate([xv, [-np.inf]])[idx - 1].max(axis=0, keepdims=True)
+    elif fam == "lppool":
+        y = (np.concatenate([xv, [0.0]])[idx - 1] ** int(a["norm_type"])).sum(axis=0, keepdims=True) ** (
+            1 / a["norm_type"])
+    else:
+        divisor = present if fam == "avgpool" and a["count_include_pad"] else inside
+        y = np.concatenate([xv, [0.0]])[idx - 1].sum(axis=0, keepdims=True) / divisor.reshape(1, -1, 1, 1)
+    y_jl = jl_reshape(y, jdims(expected.shape))
+    np.testing.assert_allclose(_torch_from_julia(y_jl, expected.shape), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer_type,args,shape", [
+    ("BatchNorm2d", {"num_features": 3}, (2, 3, 4, 5)),
+    ("BatchNorm1d", {"num_features": 3}, (4, 3)),
+    ("InstanceNorm1d", {"num_features": 2, "affine": True}, (2, 6)),
+    ("LayerNorm", {"normalized_shape": [3, 4]}, (2, 3, 4)),
+])
+def test_julia_normalisation_axes_match_pytorch_semantics(layer_type, args, shape):
+    net = _single_layer_net(layer_type, args, shape)
+    rng = np.random.default_rng(4)
+    params = {k: rng.normal(size=s) for k, s in net.shapes()}
+    x = rng.normal(size=shape)
+    expected = net(params, x)
+    lay = net.layers[0]
+    fam, dim = lay.kind.family, lay.kind.dim
+    xj = jl_reshape(x.ravel(), jdims(shape))
+    n = xj.ndim
+    if fam == "layernorm":  # graph.jl layer_op, the normalisation branch (1-based axes)
+        dims = tuple(range(1, len(lay.args["normalized_shape"]) + 1))
+        wdims = jdims(lay.args["normalized_shape"])
+    else:
+        ch = n - 1 if (fam == "batchnorm" or n == dim + 2) else n
+        dims = tuple(j for j in range(1, n + 1) if j != ch) if fam == "batchnorm" else tuple(range(1, ch))
+        wdims = tuple(xj.shape[ch - 1] if j == ch else 1 for j in range(1, n + 1))
+    ax = tuple(d - 1 for d in dims)
+    m = xj.mean(axis=ax, keepdims=True)
+    v = ((xj - m) ** 2).mean(axis=ax, keepdims=True)
+    y = (xj - m) / np.sqrt(v + lay.args["eps"])
+    def jl_broadcastable(a):  # Julia broadcasting aligns leading axes: trailing singleton axes
+        return a.reshape(a.shape + (1,) * (n - a.ndim))
+
+    w, b = (jl_broadcastable(jl_reshape(np.ravel(params[f"n.l.{k}"]), wdims)) for k in ("weight", "bias"))
+    y = y * w + b
+    np.testing.assert_allclose(_torch_from_julia(y, expected.shape), expected, rtol=1e-12, atol=1e-12)

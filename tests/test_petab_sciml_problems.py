@@ -258,3 +258,22 @@ def test_priors_on_network_arrays_and_uniform():
     assert np.isinf(with_priors.loss({**params, "a": 5.0}))
     with pytest.raises(pyude.DataError, match=r"priors\.nn\.9\.weight: 'nn\.9\.weight' is not a parameter"):
         pyude.Problem(m, data, solver="Tsit5", priors={"nn.9.weight": {"dist": "normal", "mean": 0, "sd": 1}})
+
+
+@pytest.mark.skipif(not CASES, reason=NO_SUITE)
+@pytest.mark.parametrize("case", CASES or ["none"])
+def test_julia_engine_exports_every_case_network(case):
+    """Every conformance case's graph networks reach PyUDE.jl (Linear, Conv2d, Flatten, cat,
+    activations): exported with traced shapes, their parameter blocks left row-major."""
+    from pyude.engines.julia._export import julia_layout, julia_spec
+
+    model = pyude.petab.load(SUITE / case / "petab" / "problem.yaml").model
+    spec = julia_spec(model)
+    graphs = [n for n in spec["networks"] if n["kind"] == "graph"]
+    assert graphs
+    perm = julia_layout(model) - 1
+    for g in graphs:
+        block = np.arange(g["offset"], g["offset"] + g["size"])
+        assert np.array_equal(perm[block], block)
+        assert g["size"] == sum(int(np.prod(s)) for n, s in model.networks[g["name"]].shapes())
+        assert g["nodes"][-1]["op"] == "output"

@@ -3,7 +3,8 @@
 
 The Julia engine of pyude: a model spec (as the JSON the Python side writes, every
 expression already parsed into a tree by pyude's parser) compiled into an in-place
-right-hand side with RuntimeGeneratedFunctions, networks as Lux `Chain`s, parameters
+right-hand side with RuntimeGeneratedFunctions, networks as Lux `Chain`s (multilayer
+perceptrons) or compiled forward graphs (PEtab SciML networks, graph.jl), parameters
 in a `ComponentArray`; solved with OrdinaryDiffEq and differentiated with
 SciMLSensitivity through Zygote. PEtab v1 features: noise models 0-7, per-measurement
 parameters, time switches (as `tstops`), preequilibration (to a steady state). The spec's
@@ -27,6 +28,7 @@ using Random: Xoshiro
 using RuntimeGeneratedFunctions: RuntimeGeneratedFunctions, @RuntimeGeneratedFunction
 using SciMLBase: SciMLBase, CallbackSet, ContinuousCallback, DiscreteCallback, ODEProblem, ReturnCode, remake,
     solve, terminate!
+using SpecialFunctions: erf
 using SciMLSensitivity: EnzymeVJP, ForwardDiffSensitivity, GaussAdjoint, InterpolatingAdjoint,
     ReverseDiffVJP, ZygoteVJP
 using Zygote: Zygote
@@ -34,6 +36,7 @@ using Zygote: Zygote
 RuntimeGeneratedFunctions.init(@__MODULE__)
 
 include("expressions.jl")
+include("graph.jl")
 include("model.jl")
 include("events.jl")
 include("solvers.jl")

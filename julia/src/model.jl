@@ -59,7 +59,7 @@ struct Model{R, O, I, S, W, C, T, A, P, E}
     initial::I
     sigma::S
     switches::W  # d(p, t) = a - b of every comparison cmp(a, b) of t in the right-hand side
-    chains::C   # Tuple of Lux.Chain
+    chains::C   # Tuple of Lux.Chain or GraphNet
     states::T   # Tuple of their Lux states (empty for Dense layers)
     axes::A     # getaxes of θ
     perm::Vector{Int}
@@ -95,7 +95,16 @@ function build_chain(net)
     return Lux.Chain(layers...)
 end
 
-"""θ's layout: `mech` (the mechanistic parameters) then `net_k` (Lux's parameters of network k)."""
+"""Network k of the spec JSON: a Lux `Chain` (multilayer perceptron) or a `GraphNet` (graph.jl)."""
+build_network(net) = get(net, "kind", "mlp") == "graph" ? build_graph(net) : build_chain(net)
+
+# θ.net_k: Lux's parameters of a chain; a graph network's block as it is (row-major, graph.jl)
+net_parameters(c) = first(Lux.setup(Xoshiro(0), c))
+net_parameters(g::GraphNet) = zeros(g.n_params)
+net_state(c) = last(Lux.setup(Xoshiro(0), c))
+net_state(::GraphNet) = NamedTuple()
+
+"""θ's layout: `mech` (the mechanistic parameters) then `net_k` (network k's parameters)."""
 function theta_prototype(n_mech::Int, chains)
     names = Symbol[]
     values = Any[]
@@ -105,7 +114,7 @@ function theta_prototype(n_mech::Int, chains)
     end
     for (k, chain) in enumerate(chains)
         push!(names, Symbol("net_", k))
-        push!(values, first(Lux.setup(Xoshiro(0), chain)))
+        push!(values, net_parameters(chain))
     end
     return ComponentArray{Float64}(NamedTuple{Tuple(names)}(Tuple(values)))
 end
@@ -124,15 +133,15 @@ function compile_model(json::AbstractString)
     n, n_mech, n_params = length(states), length(params), Int(spec["n_params"])
     n_params > 0 || spec_error("the Julia engine needs at least one parameter")
 
-    chains = Tuple(build_chain(net) for net in spec["networks"])
-    lux_states = Tuple(last(Lux.setup(Xoshiro(0), c)) for c in chains)
+    chains = Tuple(build_network(net) for net in spec["networks"])
+    lux_states = Tuple(net_state(c) for c in chains)
     proto = theta_prototype(n_mech, chains)
     perm = Vector{Int}(spec["julia_layout"])
     length(proto) == n_params || spec_error("θ has $(length(proto)) entries, the spec's layout $n_params")
     sort(perm) == 1:n_params || spec_error("julia_layout is not a permutation of 1:$n_params")
 
     networks = Dict{String, Tuple{Int, Int, Int}}(
-        net["name"] => (k, Int(net["inputs"]), Int(net["layers"][end]["out"])) for (k, net) in enumerate(spec["networks"]))
+        net["name"] => (k, Int(net["inputs"]), Int(net["outputs"])) for (k, net) in enumerate(spec["networks"]))
     # the right-hand side and observables read states, parameters (through θ), inputs and t
     dynamic = Dict{String, Any}("t" => :t)
     for (i, s) in enumerate(states)

@@ -23,6 +23,7 @@ from ..._errors import SpecError
 from ...spec._expr import net_calls, symbols, to_json
 from ...spec._model import Model
 from ...spec._networks import Network
+from ._graph_export import graph_json
 
 FORMAT = "pyude-julia-spec/1"
 
@@ -30,12 +31,15 @@ FORMAT = "pyude-julia-spec/1"
 def julia_layout(model: Model) -> np.ndarray:
     """``perm`` (1-based, length ``n_params``): θ's flat data in Julia is ``p[perm]``.
 
-    Mechanistic parameters keep their place; inside each weight block the
-    column-major position (i, j) takes the row-major entry ``i * in + j``.
+    Mechanistic parameters keep their place; inside each weight block of a multilayer
+    perceptron the column-major position (i, j) takes the row-major entry ``i * in + j``.
+    Graph networks' blocks stay row-major: PyUDE.jl reads each array as the column-major
+    array of the reversed shape, the same memory (``_graph_export``).
     """
     perm = np.arange(model.n_params)
-    for _, shape, offset in model.parameter_layout:
-        if len(shape) == 2:
+    mlps = {name for name, net in model.networks.items() if isinstance(net, Network)}
+    for name, shape, offset in model.parameter_layout:
+        if len(shape) == 2 and name.split(".")[0] in mlps:
             size = shape[0] * shape[1]
             block = np.arange(offset, offset + size).reshape(shape)  # row-major positions of W[i, j]
             perm[offset : offset + size] = block.ravel(order="F")
@@ -94,12 +98,6 @@ def julia_spec(model: Model) -> dict[str, Any]:
         raise SpecError("the Julia engine runs model specs only; a model given as a Python function needs engine='jax'")
     if model.n_params == 0:
         raise SpecError("the Julia engine needs a model with at least one parameter")
-    graphs = [name for name, net in model.networks.items() if not isinstance(net, Network)]
-    if graphs:
-        raise SpecError(
-            f"the Julia engine implements multilayer-perceptron networks only; network(s) {graphs} use the "
-            "graph form (PEtab SciML layers): use engine='jax'"
-        )
     layout = {name: off for name, _, off in model.parameter_layout}
     if model.equations is not None:
         rhs: dict[str, Any] = {"kind": "equations", "equations": [to_json(model.equations[s]) for s in model.states]}
@@ -112,11 +110,15 @@ def julia_spec(model: Model) -> dict[str, Any]:
         }
     networks = []
     for name, net in model.networks.items():
+        if not isinstance(net, Network):
+            networks.append(graph_json(net, _block_start(model, name)))
+            continue
         layers, n_in = [], net.inputs
         for layer in net.layers:
             layers.append({"in": n_in, "out": layer.units, "activation": layer.activation, "bias": layer.bias})
             n_in = layer.units
-        networks.append({"name": name, "inputs": net.inputs, "offset": layout[net.shapes()[0][0]], "layers": layers})
+        networks.append({"name": name, "kind": "mlp", "inputs": net.inputs, "outputs": n_in,
+                         "offset": layout[net.shapes()[0][0]], "layers": layers})
     return {
         "format": FORMAT,
         "name": model.name,
@@ -136,6 +138,17 @@ def julia_spec(model: Model) -> dict[str, Any]:
         "events": events_json(model),
         "julia_layout": julia_layout(model).tolist(),
     }
+
+
+def _block_start(model: Model, name: str) -> int:
+    """Where network ``name``'s block starts: after the mechanistic parameters and the arrays
+    of the networks before it (the spec's layout; also for a network without parameters)."""
+    before = list(model.networks)[: list(model.networks).index(name)]
+    end = len(model.parameters)
+    for pname, shape, off in model.parameter_layout:
+        if pname.split(".")[0] in before:
+            end = max(end, off + int(np.prod(shape)))
+    return end
 
 
 def julia_spec_json(model: Model) -> str:
