@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import types
 from pathlib import Path
 
 import numpy as np
@@ -1058,3 +1059,31 @@ def test_julia_normalisation_axes_match_pytorch_semantics(layer_type, args, shap
     w, b = (jl_broadcastable(jl_reshape(np.ravel(params[f"n.l.{k}"]), wdims)) for k in ("weight", "bias"))
     y = y * w + b
     np.testing.assert_allclose(_torch_from_julia(y, expected.shape), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_predict_and_rows_read_pyude_jl_layouts(monkeypatch):
+    """PyUDE.jl's predict returns H[row, time, condition] and sigma[row, condition]; the
+    engine hands back (condition, time, row) and (condition, row); rows passes through."""
+    from pyude.engines.julia._engine import JuliaEngine
+
+    monkeypatch.setattr("pyude.engines.julia._engine.require_julia", lambda: None)  # no Julia here
+    engine = JuliaEngine()
+    n_rows, n_t, n_c = 3, 4, 2
+    H = np.arange(n_rows * n_t * n_c, dtype=float).reshape(n_rows, n_t, n_c)
+    S = np.arange(n_rows * n_c, dtype=float).reshape(n_rows, n_c)
+    replies = {
+        "predict": (H, S, [0, 3], [5.0, 2.5], "boom"),
+        "rows": ([1.0, 2.0], [0.1, 0.2], [0, 0], [5.0, 5.0], ""),
+    }
+    monkeypatch.setattr(engine, "_arrays", lambda cm, arrays, mode: None)
+    monkeypatch.setattr(engine, "_timed", lambda cm, key, fn, *args: (replies[fn], 1.5, 1.5))
+    cm = types.SimpleNamespace(handle=None)
+    s = types.SimpleNamespace(solver="Tsit5", rtol=1e-6, atol=1e-8, max_steps=100)
+    (h_out, s_out, codes, t_reached), first = engine.predict(cm, s, "nll", np.zeros(2), {})
+    assert h_out.shape == (n_c, n_t, n_rows) and s_out.shape == (n_c, n_rows)
+    assert all(h_out[c, t, r] == H[r, t, c] for c in range(n_c) for t in range(n_t) for r in range(n_rows))
+    assert all(s_out[c, r] == S[r, c] for c in range(n_c) for r in range(n_rows))
+    assert codes.dtype == np.int64 and list(codes) == [0, 3] and list(t_reached) == [5.0, 2.5]
+    assert engine.last_message == "boom" and first == 1.5
+    (h, sigma, codes, _), _ = engine.rows(cm, s, "nll", np.zeros(2), {})
+    assert list(h) == [1.0, 2.0] and list(sigma) == [0.1, 0.2] and engine.last_message == ""

@@ -338,31 +338,43 @@ function objective(m::Model, a::Arrays, theta, solver::AbstractString, rtol, ato
 end
 
 """
+    solve_conditions(use, m, a, theta, solver, rtol, atol, max_steps)
+
+Solve every condition at `theta` (no gradient) and call `use(k, c, Y, pc)` for each one
+that succeeded; `(codes, t_reached, message)`, the message of an exception ("" if none).
+"""
+function solve_conditions(use, m::Model, a::Arrays, theta, solver::AbstractString, rtol, atol, max_steps)
+    s = settings_of(solver, rtol, atol, max_steps)
+    C = length(a.conditions)
+    codes, t_reached = zeros(Int, C), fill(NaN, C)
+    try
+        z = z_of(Vector{Float64}(theta), a)
+        p, y0_est = z[1:m.n_params], z[(m.n_params + 1):end]
+        for (k, c) in enumerate(a.conditions)
+            Y, pc, codes[k], t_reached[k] = condition_solve(m, a, c, p, y0_est, s, nothing)
+            Y === nothing || use(k, c, Y, pc)
+        end
+        return (codes, t_reached, "")
+    catch err
+        err isa InterruptException && rethrow()
+        return (fill(CODE_EXCEPTION, C), t_reached, sprint(showerror, err))
+    end
+end
+
+"""
     predict(m, a, theta, solver, rtol, atol, max_steps)
 
 `(H, sigma, codes, t_reached, message)`: `H[row, time, condition]` (observables then
 states; NaN for a failed condition) and `sigma[row, condition]`.
 """
 function predict(m::Model, a::Arrays, theta, solver::AbstractString, rtol, atol, max_steps)
-    θv = Vector{Float64}(theta)
-    s = settings_of(solver, rtol, atol, max_steps)
     C, n_rows = length(a.conditions), m.n_obs + m.n_states
     H = fill(NaN, n_rows, length(a.ts), C)
     S = fill(NaN, n_rows, C)
-    codes, t_reached = zeros(Int, C), fill(NaN, C)
-    try
-        z = z_of(θv, a)
-        p, y0_est = z[1:m.n_params], z[(m.n_params + 1):end]
-        for (k, c) in enumerate(a.conditions)
-            Y, pc, codes[k], t_reached[k] = condition_solve(m, a, c, p, y0_est, s, nothing)
-            Y === nothing && continue
-            H[:, :, k], S[:, k] = outputs(m, c, pc, Y, a.ts)
-        end
-        return (H, S, codes, t_reached, "")
-    catch err
-        err isa InterruptException && rethrow()
-        return (H, S, fill(CODE_EXCEPTION, C), t_reached, sprint(showerror, err))
+    codes, t_reached, message = solve_conditions(m, a, theta, solver, rtol, atol, max_steps) do k, c, Y, pc
+        H[:, :, k], S[:, k] = outputs(m, c, pc, Y, a.ts)
     end
+    return (H, S, codes, t_reached, message)
 end
 
 """
@@ -372,22 +384,9 @@ end
 (in the data table's order; NaN for the rows of a failed condition).
 """
 function rows(m::Model, a::Arrays, theta, solver::AbstractString, rtol, atol, max_steps)
-    θv = Vector{Float64}(theta)
-    s = settings_of(solver, rtol, atol, max_steps)
-    C = length(a.conditions)
     h, σ = fill(NaN, a.n_data), fill(NaN, a.n_data)
-    codes, t_reached = zeros(Int, C), fill(NaN, C)
-    try
-        z = z_of(θv, a)
-        p, y0_est = z[1:m.n_params], z[(m.n_params + 1):end]
-        for (k, c) in enumerate(a.conditions)
-            Y, pc, codes[k], t_reached[k] = condition_solve(m, a, c, p, y0_est, s, nothing)
-            Y === nothing && continue
-            h[c.rows.index], σ[c.rows.index] = measured(m, a, c, Y, pc)
-        end
-        return (h, σ, codes, t_reached, "")
-    catch err
-        err isa InterruptException && rethrow()
-        return (h, σ, fill(CODE_EXCEPTION, C), t_reached, sprint(showerror, err))
+    codes, t_reached, message = solve_conditions(m, a, theta, solver, rtol, atol, max_steps) do k, c, Y, pc
+        h[c.rows.index], σ[c.rows.index] = measured(m, a, c, Y, pc)
     end
+    return (h, σ, codes, t_reached, message)
 end

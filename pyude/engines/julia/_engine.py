@@ -199,29 +199,26 @@ class JuliaEngine:
         g = None if sens is None else np.array(grad, dtype=float)
         return (float(value), g, float(data_term), np.array(codes, dtype=np.int64), np.array(t_reached, dtype=float)), first
 
-    def predict(self, cm, s, mode: str, theta, arrays):
-        """``((H (C, T, rows), sigma (C, rows), codes, t_reached), first-call seconds)``."""
+    def _evaluate(self, cm, s, mode: str, fn: str, theta, arrays):
+        """PyUDE.jl's ``fn`` (predict or rows) at ``theta``: ``(outputs..., codes, t_reached)`` and first-call seconds."""
         ja = self._arrays(cm, arrays, mode)
         out, first, _ = self._timed(
-            cm, ("predict", s, mode), "predict", cm.handle, ja, np.asarray(theta, dtype=float), s.solver,
+            cm, (fn, s, mode), fn, cm.handle, ja, np.asarray(theta, dtype=float), s.solver,
             float(s.rtol), float(s.atol), int(s.max_steps),
         )
-        H, S, codes, t_reached, message = out
+        *values, codes, t_reached, message = out
         self.last_message = str(message)
-        H = np.transpose(np.array(H, dtype=float), (2, 1, 0))
-        return (H, np.array(S, dtype=float).T, np.array(codes, dtype=np.int64), np.array(t_reached, dtype=float)), first
+        return [np.array(v, dtype=float) for v in values], np.array(codes, dtype=np.int64), np.array(t_reached, dtype=float), first
+
+    def predict(self, cm, s, mode: str, theta, arrays):
+        """``((H (C, T, rows), sigma (C, rows), codes, t_reached), first-call seconds)``."""
+        (H, S), codes, t_reached, first = self._evaluate(cm, s, mode, "predict", theta, arrays)
+        return (np.transpose(H, (2, 1, 0)), S.T, codes, t_reached), first
 
     def rows(self, cm, s, mode: str, theta, arrays):
         """``((h, sigma, codes, t_reached), first-call seconds)``: every data row's prediction and noise scale."""
-        ja = self._arrays(cm, arrays, mode)
-        out, first, _ = self._timed(
-            cm, ("rows", s, mode), "rows", cm.handle, ja, np.asarray(theta, dtype=float), s.solver,
-            float(s.rtol), float(s.atol), int(s.max_steps),
-        )
-        h, sigma, codes, t_reached, message = out
-        self.last_message = str(message)
-        return (np.array(h, dtype=float), np.array(sigma, dtype=float), np.array(codes, dtype=np.int64),
-                np.array(t_reached, dtype=float)), first
+        (h, sigma), codes, t_reached, first = self._evaluate(cm, s, mode, "rows", theta, arrays)
+        return (h, sigma, codes, t_reached), first
 
     # ---------------------------------------------------------------- errors
     def _raise(self, code: int, t_reached: float, t_end: float, solver: str, max_steps: int, extra: str) -> None:
