@@ -360,9 +360,11 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
         from ._events import compile_events
 
         events = compile_events(model, env_of, bound_nets, _Evaluator)
+    # jitted: called on the host for every loss/gradient (initial values at the given
+    # parameters), where op-by-op dispatch of the expression trees cost ~1 ms per call
     return CompiledModel(
-        model, rhs, initial, inputs, jump_ts, observe, sigma, breakpoints=breakpoints, assignments=assignments,
-        events=events,
+        model, rhs, jax.jit(initial), inputs, jump_ts, observe, sigma, breakpoints=breakpoints,
+        assignments=None if assignments is None else jax.jit(assignments), events=events,
     )
 
 
