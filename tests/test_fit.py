@@ -110,6 +110,45 @@ def test_batched_conditions_equal_solving_one_by_one():
             np.testing.assert_allclose(got, sol[o], rtol=1e-8, atol=1e-10)
 
 
+def test_conditions_table_order_and_unmeasured_conditions_do_not_mix_up_predictions():
+    """The data may list conditions in any order, and the table may define conditions
+    without data: each row is still predicted under its own condition."""
+    conditions = pd.DataFrame({"condition": ["unused", "ctrl", "fast"], "k": [5.0, np.nan, 2.0]})
+    data = pd.DataFrame({"condition": ["fast", "ctrl", "fast"], "time": [1.0, 1.0, 2.0],
+                         "observable": ["a", "a", "a"], "value": [0.0, 0.0, 0.0]})
+    problem = pyude.Problem(INPUT_MODEL, data, conditions, solver="Tsit5", rtol=1e-10, atol=1e-12)
+    pred = problem.predictions()["prediction"].to_numpy()
+    fast = pyude.solve(INPUT_MODEL, [1.0, 2.0], params={"k": 2.0}, rtol=1e-10, atol=1e-12)["a"]
+    ctrl = pyude.solve(INPUT_MODEL, [1.0], rtol=1e-10, atol=1e-12)["a"]
+    np.testing.assert_allclose(pred, [fast[0], ctrl[0], fast[1]], rtol=1e-8)
+    np.testing.assert_allclose(problem.loss(), np.sum(pred**2), rtol=1e-10)
+
+
+def test_full_grid_data_read_by_slice_equal_row_gather():
+    """Rows that fill a block of the (condition, time, observable) table in order are read
+    off the predictions with one slice; any other order by a per-row gather: same numbers."""
+    conditions = pd.DataFrame({"condition": ["ctrl", "fast"], "k": [np.nan, 2.0]})
+    rng = np.random.default_rng(3)
+    grid = pd.DataFrame(
+        [{"condition": c, "time": t, "observable": o} for c in ("ctrl", "fast") for t in (0.5, 1.0, 2.0) for o in "ab"]
+    ).assign(value=lambda f: rng.uniform(0.1, 1.0, len(f)), sigma=lambda f: rng.uniform(0.5, 2.0, len(f)))
+    shuffled = grid.sample(frac=1.0, random_state=0)
+    problems = [pyude.Problem(INPUT_MODEL, f, conditions, solver="Tsit5", rtol=1e-10, atol=1e-12)
+                for f in (grid, shuffled)]
+    assert problems[0].data.grid() == ((0, 0, 0), (2, 3, 2)) and problems[1].data.grid() is None
+    params = {"k": 0.8, "kb": 0.4}
+    (v0, g0), (v1, g1) = (p.value_and_grad(params) for p in problems)
+    assert v0 > 1.0  # residuals of random data: a loss that a wrong slice would change
+    np.testing.assert_allclose(v0, v1, rtol=1e-12)
+    np.testing.assert_allclose([g0[k] for k in sorted(g0)], [g1[k] for k in sorted(g1)], rtol=1e-10)
+    # a mini-batch remaps conditions: gathered, never sliced
+    b0, b1 = (p.evaluate(p.theta0(), "checkpoint", batch=np.array([1]))["value"] for p in problems)
+    np.testing.assert_allclose(b0, b1, rtol=1e-12)
+    pred = problems[0].predictions()
+    fast = pred[pred["condition"] == "fast"]
+    np.testing.assert_allclose(b0, 2 * np.sum(((fast["value"] - fast["prediction"]) / fast["sigma"]) ** 2), rtol=1e-10)
+
+
 @pytest.mark.parametrize(
     "table, message",
     [

@@ -35,6 +35,20 @@ class Measurements:
         out[self.cond_index[self.time_index == self.ts.size]] = True
         return out
 
+    def grid(self) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+        """``(start, shape)`` when the rows are, in order, every (condition, time, observable)
+        of a contiguous block of the (condition, time, observable) table, else None: such
+        data are read off the predictions with one slice instead of a per-row gather."""
+        idx = (self.cond_index, self.time_index, self.obs_index)
+        if self.cond_index.size == 0:
+            return None
+        lo = tuple(int(i.min()) for i in idx)
+        shape = tuple(int(i.max()) - a + 1 for i, a in zip(idx, lo))
+        if int(np.prod(shape)) != self.cond_index.size:
+            return None
+        block = np.indices(shape).reshape(3, -1) + np.asarray(lo)[:, None]
+        return (lo, shape) if all(np.array_equal(i, b) for i, b in zip(idx, block)) else None
+
 
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
     col = pd.to_numeric(frame[column], errors="coerce")

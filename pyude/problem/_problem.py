@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -22,6 +23,13 @@ from ..spec._model import INITIAL_PREFIX
 from ._conditions import Conditions, build_conditions
 from ._data import Measurements, measurements, row_overrides
 from ._estimate import Estimation, build_estimation
+
+
+def _grid_arrays(grid) -> dict[str, Any]:
+    """The data's block of the prediction table (:meth:`Measurements.grid`): its start, and
+    its shape as the shapes of three empty arrays (static in the compiled objective)."""
+    start, shape = grid
+    return {"start": jnp.asarray(start), **{k: jnp.zeros((n, 0)) for k, n in zip("cto", shape)}}
 
 
 class Problem:
@@ -84,6 +92,13 @@ class Problem:
         self.data: Measurements = measurements(data, self.observables, self.t0, hint)
         self._offsets = {name: off for name, shape, off in getattr(self.model, "parameter_layout", []) if shape == ()}
         self.conditions: Conditions = build_conditions(self.model, conditions, self.data.conditions, self._offsets)
+        # the solved conditions are the table's, in its order: data rows point into that list
+        position = {c: i for i, c in enumerate(self.conditions.ids)}
+        self.data = dataclasses.replace(
+            self.data,
+            conditions=list(self.conditions.ids),
+            cond_index=np.array([position[c] for c in self.data.conditions], dtype=np.int64)[self.data.cond_index],
+        )
         self.estimation: Estimation = build_estimation(self.model, estimate, priors, l2)
         self._rows = row_overrides(self.model, self.data.frame, row_parameters, self._offsets)
         noises = [o.noise for o in self.model.observables.values()]
@@ -101,6 +116,7 @@ class Problem:
         self._theta_arrays: dict[str, Any] | None = None
         self._data_device: dict[str, Any] | None = None
         self._linear_est: dict[bool, Estimation] = {}
+        self._est_device: dict[int, tuple[Estimation, dict[str, Any]]] = {}
         self._layouts: dict[int, dict[str, np.ndarray]] = {}
         # what rebuilds this problem elsewhere (pickling for multi-start workers)
         self._recipe = {
@@ -171,17 +187,29 @@ class Problem:
         return np.concatenate([p, y0])
 
     def _arrays(self, z: np.ndarray, est: Estimation, y0_fixed, y0_value, ts=None) -> dict[str, Any]:
-        return {
-            "base_z": jnp.asarray(z),
-            "index": jnp.asarray(est.index),
-            "scale": jnp.asarray(est.scale),
-            "is_network": jnp.asarray(est.is_network),
-            "l2": jnp.asarray(est.l2),
-            "y0_fixed": jnp.asarray(y0_fixed & ~est.y0_estimated),
-            "y0_value": jnp.asarray(y0_value, dtype=jnp.float64),
-            "y0_estimated": jnp.asarray(est.y0_estimated),
-            **self._data_arrays(ts),
+        # a training loop calls this every step: the estimation's arrays go to the device
+        # once, the per-call ones in one transfer
+        cached = self._est_device.get(id(est))
+        if cached is None or cached[0] is not est:
+            cached = (
+                est,
+                jax.device_put(
+                    {
+                        "index": np.asarray(est.index),
+                        "scale": np.asarray(est.scale),
+                        "is_network": np.asarray(est.is_network),
+                        "l2": np.asarray(est.l2),
+                        "y0_estimated": np.asarray(est.y0_estimated),
+                    }
+                ),
+            )
+            self._est_device[id(est)] = cached
+        per_call = {
+            "base_z": np.asarray(z, dtype=np.float64),
+            "y0_fixed": np.asarray(y0_fixed & ~est.y0_estimated),
+            "y0_value": np.asarray(y0_value, dtype=np.float64),
         }
+        return {**cached[1], **jax.device_put(per_call), **self._data_arrays(ts)}
 
     def _data_arrays(self, ts=None) -> dict[str, Any]:
         """The objective's arrays that do not depend on the parameters (conditions, data,
@@ -221,6 +249,7 @@ class Problem:
                 "noise": jnp.asarray(self._noise[d.obs_index]),
                 "weight": jnp.ones(d.values.shape),
                 **({"row": {k: jnp.asarray(v) for k, v in self._rows.items()}} if self._rows is not None else {}),
+                **({"grid": _grid_arrays(grid)} if self._rows is None and (grid := d.grid()) is not None else {}),
             },
             # priors are on z (positions in [p, y0]), the same for every estimation layout
             "priors": {
@@ -312,7 +341,8 @@ class Problem:
                 **arrays,
                 "cond": {k: v[batch] for k, v in arrays["cond"].items()},
                 "data": {
-                    **arrays["data"],
+                    # rows are gathered by their remapped conditions, never sliced as a grid
+                    **{k: v for k, v in arrays["data"].items() if k != "grid"},
                     "cond": jnp.asarray(np.maximum(rows, 0)),
                     "weight": jnp.asarray(np.where(rows >= 0, self.n_conditions / batch.size, 0.0)),
                 },

@@ -35,6 +35,10 @@ class FunctionModel:
         flat, self._unravel = ravel_pytree(jax.tree.map(lambda a: np.asarray(a, dtype=float), template))
         self.n_params = int(flat.size)
         self._structure = jax.tree.structure(template)
+        # numpy (un)flattening in ravel_pytree's leaf order: jax's unravel dispatches device
+        # ops, ~0.5 ms per gradient on a training loop's host path
+        self._shapes = [np.shape(leaf) for leaf in jax.tree.leaves(template)]
+        self._splits = np.cumsum([int(np.prod(sh)) for sh in self._shapes])[:-1]
 
     @property
     def n_states(self) -> int:
@@ -50,11 +54,15 @@ class FunctionModel:
             return np.zeros((0,))
         if jax.tree.structure(params) != self._structure:
             raise DataError(f"params have structure {jax.tree.structure(params)}, expected {self._structure}")
-        flat, _ = ravel_pytree(jax.tree.map(lambda a: np.asarray(a, dtype=float), params))
-        return np.asarray(flat)
+        leaves = [np.asarray(leaf, dtype=float).reshape(-1) for leaf in jax.tree.leaves(params)]
+        return np.concatenate(leaves) if leaves else np.zeros((0,))
 
     def unflatten(self, vector):
-        return jax.tree.map(np.asarray, self._unravel(np.asarray(vector, dtype=float)))
+        vec = np.asarray(vector, dtype=float)
+        if vec.shape != (self.n_params,):
+            raise DataError(f"parameter vector has shape {vec.shape}, expected ({self.n_params},)")
+        parts = np.split(vec, self._splits) if self._shapes else []
+        return self._structure.unflatten([part.reshape(sh).copy() for part, sh in zip(parts, self._shapes)])
 
     def unravel(self, vector):
         return self._unravel(vector)

@@ -215,7 +215,13 @@ def _measured(cm: CompiledModel, out, a):
     (condition, time) table, or evaluated per row with the row's parameter overrides."""
     H, SIG, _, _, _, ys, P, U, TS = out
     d = a["data"]
-    if "row" not in d:
+    if "grid" in d:  # a full block of the table: a slice, whose transpose is cheap (not a scatter)
+        g = d["grid"]
+        shape = (g["c"].shape[0], g["t"].shape[0], g["o"].shape[0])
+        h = jax.lax.dynamic_slice(H, g["start"], shape).reshape(-1)
+        sig = jax.lax.dynamic_slice(SIG, (g["start"][0], g["start"][2]), (shape[0], shape[2]))
+        sigma = jnp.broadcast_to(sig[:, None, :], shape).reshape(-1)
+    elif "row" not in d:
         h = H[d["cond"], d["time"], d["obs"]]
         sigma = SIG[d["cond"], d["obs"]]
     else:
