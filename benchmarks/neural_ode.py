@@ -228,48 +228,50 @@ def torch_trainer(adjoint: bool, t, z0, target, weights):
 
 
 # ------------------------------------------------------------------ driver
-def measure(name, trainer, n_steps: int) -> dict:
-    """Step 1 is the warm-up (compilation for pyude); steps 2..n are timed one by one."""
-    step, final_loss, compile_s, extra = trainer
-    print(f"  {name}: ", end="", flush=True)
-    start = time.perf_counter()
-    losses = [step()]
-    first_step_s = time.perf_counter() - start
-    times = []
-    for _ in range(n_steps - 1):
+def measure(trainers: dict, n_steps: int, block: int) -> dict:
+    """Step 1 of every method is its warm-up (compilation for pyude); then steps 2..n are
+    run round-robin in blocks of ``block`` steps per method, so that the shared machine's
+    drift (tens of percent within minutes) falls on every method alike, while each method
+    still runs several steps in a row as a training loop does (one step at a time
+    between torch steps costs JAX ~20 %: caches and torch's spinning worker threads)."""
+    res = {}
+    for name, (step, _, compile_s, _) in trainers.items():
         start = time.perf_counter()
-        losses.append(step())
-        times.append(time.perf_counter() - start)
+        res[name] = {"losses": [step()], "first_step_s": time.perf_counter() - start, "compile_s": float(compile_s())}
+        res[name]["step_s_all"] = []
+        print(f"  warmed up: {name} ({res[name]['first_step_s']:.1f} s)", flush=True)
+    for first in range(1, n_steps, block):
+        for name, (step, _, _, _) in trainers.items():
+            for _ in range(min(block, n_steps - first)):
+                start = time.perf_counter()
+                res[name]["losses"].append(step())
+                res[name]["step_s_all"].append(time.perf_counter() - start)
         print(".", end="", flush=True)
-    out = {
-        "step_s_median": float(np.median(times)),
-        "step_s_mean": float(np.mean(times)),
-        "step_s_min": float(np.min(times)),
-        "step_s_all": times,
-        "compile_s": float(compile_s()),
-        "first_step_s": first_step_s,
-        "losses": losses,
-        "final_loss": float(final_loss()),
-    }
-    if "nfe" in extra:
-        out["forward_nfe_mean"] = float(np.mean([a for a, _ in extra["nfe"]]))
-        out["backward_nfe_mean"] = float(np.mean([b for _, b in extra["nfe"]]))
-    if "steps" in extra:
-        acc = [a for a, _ in extra["steps"]]
-        out["solver_steps_mean"] = float(np.mean(acc))
-        out["rejected_steps_mean"] = float(np.mean([r for _, r in extra["steps"]]))
-        # Tsit5: 6 evaluations per attempted step (FSAL) + 2 for the initial step size: comparable to torch's nfe
-        out["forward_nfe_mean"] = float(np.mean([6 * (a + r) + 2 for a, r in extra["steps"]]))
-    for key in ("problem_setup_s", "data_rows"):
-        if key in extra:
-            out[key] = extra[key]
-    print(f" {out['step_s_median'] * 1e3:.1f} ms/step, final loss {out['final_loss']:.6f}", flush=True)
-    return out
+    print()
+    for name, (_, final_loss, _, extra) in trainers.items():
+        out, times = res[name], res[name]["step_s_all"]
+        out.update(step_s_median=float(np.median(times)), step_s_mean=float(np.mean(times)),
+                   step_s_min=float(np.min(times)), final_loss=float(final_loss()))
+        if "nfe" in extra:
+            out["forward_nfe_mean"] = float(np.mean([a for a, _ in extra["nfe"]]))
+            out["backward_nfe_mean"] = float(np.mean([b for _, b in extra["nfe"]]))
+        if "steps" in extra:
+            acc = [a for a, _ in extra["steps"]]
+            out["solver_steps_mean"] = float(np.mean(acc))
+            out["rejected_steps_mean"] = float(np.mean([r for _, r in extra["steps"]]))
+            # Tsit5: 6 evaluations per attempted step (FSAL) + 2 for the initial step size: comparable to torch's nfe
+            out["forward_nfe_mean"] = float(np.mean([6 * (a + r) + 2 for a, r in extra["steps"]]))
+        for key in ("problem_setup_s", "data_rows"):
+            if key in extra:
+                out[key] = extra[key]
+        print(f"  {name}: {out['step_s_median'] * 1e3:.1f} ms/step, final loss {out['final_loss']:.6f}", flush=True)
+    return res
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=30, help="training steps per method (the first is the warm-up)")
+    ap.add_argument("--block", type=int, default=5, help="steps per method before the next method's turn")
     ap.add_argument("--no-pyude-adjoint", action="store_true", help="skip pyude's continuous adjoint (slow here)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "neural_ode.json"))
     args = ap.parse_args()
@@ -281,18 +283,16 @@ def main():
     t, z0, target = make_data()
     weights = make_weights()
     n = args.steps
-    print(f"neural ODE training, {n} steps per method (step 1 = warm-up), {os.cpu_count()} CPU threads")
-    res = {}
-    res["pyude JAX stack, fused jit step (checkpoint)"] = measure("pyude fused", pyude_fused_trainer(t, z0, target, weights), n)
-    res["pyude Problem.value_and_grad (checkpoint)"] = measure(
-        "pyude Problem checkpoint", pyude_problem_trainer("checkpoint", t, z0, target, weights), n
-    )
+    print(f"neural ODE training, {n} steps per method (step 1 = warm-up, then round-robin in blocks of {args.block}), {os.cpu_count()} CPU threads")
+    trainers = {
+        "pyude JAX stack, fused jit step (checkpoint)": pyude_fused_trainer(t, z0, target, weights),
+        "pyude Problem.value_and_grad (checkpoint)": pyude_problem_trainer("checkpoint", t, z0, target, weights),
+    }
     if not args.no_pyude_adjoint:
-        res["pyude Problem.value_and_grad (adjoint)"] = measure(
-            "pyude Problem adjoint", pyude_problem_trainer("adjoint", t, z0, target, weights), n
-        )
-    res["torchdiffeq odeint_adjoint"] = measure("torchdiffeq odeint_adjoint", torch_trainer(True, t, z0, target, weights), n)
-    res["torchdiffeq odeint"] = measure("torchdiffeq odeint", torch_trainer(False, t, z0, target, weights), n)
+        trainers["pyude Problem.value_and_grad (adjoint)"] = pyude_problem_trainer("adjoint", t, z0, target, weights)
+    trainers["torchdiffeq odeint_adjoint"] = torch_trainer(True, t, z0, target, weights)
+    trainers["torchdiffeq odeint"] = torch_trainer(False, t, z0, target, weights)
+    res = measure(trainers, n, args.block)
 
     print()
     print(f"| method | time per step, median (ms) | compile (s) | forward RHS evals / step | "
@@ -310,6 +310,7 @@ def main():
             print(f"{tn} / {py}: {ratios[f'{tn} / {py}']:.2f}x")
     out = {
         "n_steps": n,
+        "block": args.block,
         "settings": {"batch": N_BATCH, "times": N_TIMES, "rtol": RTOL, "atol": ATOL, "lr": LR, "dtype": "float64"},
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "python": sys.version.split()[0]},
