@@ -120,6 +120,97 @@ def test_conservation_with_network_rate():
         assert sol["P"][-1] > 0.1  # the learned rate does act
 
 
+def _chain(n: int, seed: int = 0) -> dict:
+    """X0 <-> X1 <-> ... <-> X{n-1}, mass action: dx/dt = A x, solved exactly by expm(A t) x0."""
+    rng = np.random.default_rng(seed)
+    kf, kr = rng.uniform(0.5, 2.0, n - 1), rng.uniform(0.5, 2.0, n - 1)
+    return {
+        "name": "chain",
+        "states": [f"X{i}" for i in range(n)],
+        "parameters": {**{f"kf{i}": float(v) for i, v in enumerate(kf)}, **{f"kr{i}": float(v) for i, v in enumerate(kr)}},
+        "reactions": [{"equation": f"X{i} <-> X{i + 1}", "rate": f"kf{i}*X{i}", "reverse_rate": f"kr{i}*X{i + 1}"}
+                      for i in range(n - 1)],
+        "initial": {f"X{i}": 1.0 if i == 0 else 0.0 for i in range(n)},
+    }
+
+
+def test_hundreds_of_reactions_against_the_matrix_exponential():
+    """200 species, 199 reversible reactions (398 mass-action terms, evaluated as arrays)."""
+    from scipy.linalg import expm
+
+    spec = _chain(200)
+    n = len(spec["states"])
+    A = np.zeros((n, n))
+    for i in range(n - 1):
+        kf, kr = spec["parameters"][f"kf{i}"], spec["parameters"][f"kr{i}"]
+        A[i, i] -= kf
+        A[i + 1, i] += kf
+        A[i + 1, i + 1] -= kr
+        A[i, i + 1] += kr
+    t = np.array([1.0, 10.0, 100.0])
+    sol = pyude.solve(spec, t, solver="Rodas5P", rtol=1e-10, atol=1e-13)
+    exact = np.stack([expm(A * ti)[:, 0] for ti in t])
+    np.testing.assert_allclose(sol.y, exact, rtol=1e-6, atol=1e-11)
+    np.testing.assert_allclose(sol.y.sum(axis=1), 1.0, rtol=1e-12)
+    assert sol.stats["compile_time"] > 0  # reported (docs/benchmarks.md has the numbers)
+
+
+@pytest.mark.parametrize("form", ["reactions", "equations"])
+def test_mass_action_arrays_equal_scalar_code(monkeypatch, form):
+    """A right-hand side past MassAction.MIN_TERMS: its monomial terms (products, integer
+    powers, quotients such as SBML's compartment * k * A / compartment, zeroth order;
+    written as reactions, or as equations that sum signed terms) as arrays, the others
+    (Michaelis-Menten, Hill, an input) as scalar code: the right-hand side, its Jacobian
+    and a VJP equal all-scalar code."""
+    import jax
+
+    from pyude.engines.jax._compile import MassAction, compile_model
+
+    rng = np.random.default_rng(7)
+    n = 30
+    states = [f"S{i}" for i in range(n)]
+    params, reactions = {"V": 2.0, "K": 0.5, "cell": 1.7}, []
+    for j in range(140):
+        a, b, c = rng.choice(n, 3, replace=False)
+        params[f"k{j}"] = float(rng.uniform(0.1, 2.0))
+        rate = [f"k{j}*S{a}*S{b}", f"cell*k{j}*S{a}^2/2/cell", f"k{j}*S{a}", f"V*S{a}/(K + S{a})",
+                f"hill(S{a}, K, 2)*k{j}", f"k{j}*u", f"k{j}"][j % 7]
+        reactions.append((([f"S{a}", f"S{b}"] if j % 7 == 0 else [f"S{a}"]), f"S{c}", rate))
+    if form == "reactions":
+        body = {"reactions": [{"equation": " + ".join(r) + f" -> {prod}", "rate": rate} for r, prod, rate in reactions]}
+    else:
+        eqs = {s: "0" for s in states}
+        for r, prod, rate in reactions:
+            for x in r:
+                eqs[x] += f" - ({rate})"
+            eqs[prod] += f" + ({rate})"
+        body = {"equations": eqs}
+    spec = {"name": "net", "states": states, "parameters": params, **body,
+            "inputs": {"u": {"times": [0.0, 1.0], "values": [0.3, 0.9], "interpolation": "linear"}},
+            "initial": {s: 1.0 for s in states}}
+    model = pyude.Model.from_dict(spec)
+    vectorised = compile_model(model)
+    if form == "reactions":
+        split = MassAction.split([(np.ones(n), r.rate) for r in model.reactions], {s: i for i, s in enumerate(states)},
+                                 {k: i for i, k in enumerate(params)}, len(params))
+        assert split[0] is not None and len(split[1]) == sum(j % 7 in (3, 4, 5) for j in range(140))
+    monkeypatch.setattr(MassAction, "MIN_TERMS", 10**9)
+    scalar = compile_model(model)
+    y = jnp.asarray(rng.uniform(0.2, 2.0, n))
+    p = jnp.asarray(model.flatten(model.init_params()))
+    u = tuple(vectorised.inputs)
+    f_vec = lambda y, p: vectorised.rhs(0.4, y, (p, u))  # noqa: E731
+    f_sca = lambda y, p: scalar.rhs(0.4, y, (p, u))  # noqa: E731
+    n_ops = [len(jax.make_jaxpr(f)(y, p).eqns) for f in (f_vec, f_sca)]
+    assert n_ops[0] < 0.6 * n_ops[1], n_ops  # 80 monomials as a few array ops
+    np.testing.assert_allclose(f_vec(y, p), f_sca(y, p), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(jax.jacfwd(f_vec)(y, p), jax.jacfwd(f_sca)(y, p), rtol=1e-12, atol=1e-13)
+    w = jnp.asarray(rng.normal(size=n))
+    vjp = [jax.grad(lambda y, p: w @ f(y, p), argnums=(0, 1))(y, p) for f in (f_vec, f_sca)]
+    for a, b in zip(*vjp):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
 def test_inputs_interpolation():
     spec = {
         "states": ["x"],
