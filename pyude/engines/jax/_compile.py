@@ -241,7 +241,7 @@ class MassAction:
     reverse pass has no scatter.
     """
 
-    MIN_TERMS = 64
+    MIN_TERMS = 32
 
     def __init__(self, C: np.ndarray, num: np.ndarray, den: np.ndarray):
         self.C = jnp.asarray(C)
