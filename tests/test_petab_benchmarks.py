@@ -3,8 +3,8 @@ and every sensitivity's gradient against forward sensitivities at rtol 1e-12.
 
 The problems live in ``../shared/conformance/benchmark-models`` beside the repository.
 The llh check runs for every model. Gradient checks compile three gradients plus a
-tight-tolerance reference per model (minutes each on two cores; Zheng's reference alone
-compiles for over 20 minutes): by default they run for Boehm (no placeholders) and
+tight-tolerance reference per model (minutes each on two cores; Zheng's whole check
+3.5 min, Lucarelli's over 20): by default they run for Boehm (no placeholders) and
 Elowitz (placeholders, log10 observable); set ``PYUDE_PETAB_GRADIENTS=all`` to run them
 for every model (results in docs/conformance.md). Preequilibration and steady-state
 gradients are covered in CI by tests/test_steady_state.py.
