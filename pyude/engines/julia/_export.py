@@ -175,7 +175,9 @@ OBJECTIVE_KEYS = {
     "": {"base_z", "index", "scale", "is_network", "l2", "y0_fixed", "y0_value", "y0_estimated", "ts", "t0", "u",
          "cond", "data", "priors"},
     "cond": {"p_fixed", "p_value", "p_source", "y_fixed", "y_value", "y_source", "u_fixed", "u_value"} | PRE_KEYS,
-    "data": {"cond", "time", "obs", "value", "sigma", "noise", "weight", "row"},
+    # "grid": the JAX engine's slice for data that fill a block of the prediction table; the
+    # same rows are still given by cond/time/obs, which the Julia objective gathers
+    "data": {"cond", "time", "obs", "value", "sigma", "noise", "weight", "row", "grid"},
     "priors": {"index", "kind", "mean", "sd"},
 }
 ROW_KEYS = {"index", "fixed", "value", "source"}
