@@ -13,13 +13,13 @@ Run: python benchmarks/large_network.py [--sizes 50 100 300]
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import pandas as pd
 
 import pyude
 from pyude.engines.jax._compile import MassAction
+from stiff import median_time  # benchmarks/ is on the path when a script here runs
 
 
 def chain(n: int) -> dict:
@@ -35,15 +35,6 @@ def chain(n: int) -> dict:
     }
 
 
-def median_s(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def measure(n: int, label: str, gradient: bool = True) -> dict:
     spec = {**chain(n), "name": f"chain{n} {label}"}  # its own compiled model, not the engine's cached one
     model = pyude.Model.from_dict(spec)
@@ -53,14 +44,14 @@ def measure(n: int, label: str, gradient: bool = True) -> dict:
                          "value": sol.y.reshape(-1) * 1.01})
     out = {
         "solve_compile_s": sol.stats["compile_time"],
-        "solve_s": median_s(lambda: pyude.solve(model, t, solver="Rodas5P", rtol=1e-8, atol=1e-10)),
+        "solve_s": median_time(lambda: pyude.solve(model, t, solver="Rodas5P", rtol=1e-8, atol=1e-10), 5),
         "grad_compile_s": float("nan"),
         "grad_s": float("nan"),
     }
     if gradient:
         problem = pyude.Problem(model, data, solver="Rodas5P", rtol=1e-8, atol=1e-10)
         problem.value_and_grad()
-        out.update(grad_compile_s=problem.stats["compile_time_checkpoint"], grad_s=median_s(problem.value_and_grad))
+        out.update(grad_compile_s=problem.stats["compile_time_checkpoint"], grad_s=median_time(problem.value_and_grad, 5))
     return out
 
 

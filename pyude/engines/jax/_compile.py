@@ -257,16 +257,18 @@ class MassAction:
         n = len(state_index)
         slot = {**state_index, **{k: n + i for k, i in param_index.items()}}
         parsed = [_monomial(e, slot) for _, e in terms]
+        # (numerator, denominator) slots identify a monomial; equal ones share a column of C
+        term_keys = [None if m is None else (tuple(sorted(m[1])), tuple(sorted(m[2]))) for m in parsed]
         keys: dict[tuple, int] = {}
-        for m in parsed:
-            if m is not None:
-                keys.setdefault((tuple(sorted(m[1])), tuple(sorted(m[2]))), len(keys))
+        for k in term_keys:
+            if k is not None:
+                keys.setdefault(k, len(keys))
         if len(keys) < (cls.MIN_TERMS if min_terms is None else min_terms):
             return None, list(terms)
         C = np.zeros((n, len(keys)))
-        for (col, _), m in zip(terms, parsed):
+        for (col, _), m, k in zip(terms, parsed, term_keys):
             if m is not None:
-                C[:, keys[(tuple(sorted(m[1])), tuple(sorted(m[2])))]] += m[0] * np.asarray(col, dtype=float)
+                C[:, keys[k]] += m[0] * np.asarray(col, dtype=float)
         one = n + n_params
 
         def table(part: int) -> np.ndarray:
