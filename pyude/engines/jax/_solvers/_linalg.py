@@ -2,14 +2,14 @@
 
 For the few-state systems of biochemistry a LAPACK call costs about a
 microsecond of dispatch, more than the arithmetic; unrolled XLA ops let the
-compiler fuse the whole factorisation into the step. Above
-``UNROLL_LIMIT`` rows the LAPACK-backed ``jax.lax.linalg.lu`` is used.
+compiler fuse the whole factorisation into the step. Up to ``UNROLL_LIMIT`` rows
+the factorisation yields the inverse and each stage's solve is one product; above,
+the LAPACK-backed ``jax.lax.linalg.lu`` and two triangular solves per stage.
 
 Written for both directions of differentiation: no scatter or gather at a traced index
-is ever transposed. Reverse mode turns those into scatter-adds, which made a
-Rosenbrock checkpoint gradient ~10x slower (Boehm: 59 ms against 6 ms); the
-pivot swaps are selects with a one-hot mask, and the permutation of a right-hand side is a
-gather whose transpose is the inverse permutation's gather.
+is ever transposed (reverse mode turns those into scatter-adds, which made a
+Rosenbrock checkpoint gradient ~10x slower: Boehm 59 ms against 6 ms), and the
+inverse's derivative is the closed form, not the unrolled elimination's.
 """
 
 from __future__ import annotations
@@ -21,13 +21,33 @@ from jaxtyping import Array, Float, Int
 UNROLL_LIMIT = 24
 
 
-def lu_factor(a: Float[Array, "n n"]) -> tuple[Float[Array, "n n"], Int[Array, " n"]]:
-    """``P A = L U`` with unit-lower ``L`` and ``U`` packed in one matrix, and ``P`` as a row
-    permutation: ``(P b)[i] = b[perm[i]]``."""
-    n = a.shape[0]
-    if n > UNROLL_LIMIT:
+def lu_factor(a: Float[Array, "n n"]) -> tuple:
+    """Factors of ``A`` for :func:`lu_solve`: up to ``UNROLL_LIMIT`` rows ``(A, A^{-1})``; above,
+    LAPACK's packed ``L U`` and the row permutation ``perm``, ``(P b)[i] = b[perm[i]]``."""
+    if a.shape[0] > UNROLL_LIMIT:
         lu, _, perm = jax.lax.linalg.lu(a)
-        return lu, perm
+        return "lapack", lu, perm
+    return "inverse", a, inverse(a)
+
+
+def lu_solve(factors: tuple, b: Float[Array, " n"]) -> Float[Array, " n"]:
+    """Solve ``A x = b`` given :func:`lu_factor` of ``A``."""
+    kind, a, f = factors
+    if kind == "inverse":
+        return _solve(a, f, b)
+    y = jax.scipy.linalg.solve_triangular(a, b[f], lower=True, unit_diagonal=True)
+    return jax.scipy.linalg.solve_triangular(a, y, lower=False)
+
+
+@jax.custom_jvp
+def inverse(a: Float[Array, "n n"]) -> Float[Array, "n n"]:
+    """``A^{-1}`` from ``P A = L U`` with partial pivoting, in unrolled XLA ops.
+
+    One inverse per step and a product per stage, instead of two substitutions per stage,
+    makes a Rosenbrock step's program several times smaller. Its derivative is the closed
+    form ``-A^{-1} dA A^{-1}``, never the elimination's; first derivatives of a solve do not
+    even need it (:func:`_solve`), the transpose of a solve differentiated again does."""
+    n = a.shape[0]
     perm = jnp.arange(n)
     rows = jnp.arange(n)
     for k in range(n - 1):
@@ -40,28 +60,45 @@ def lu_factor(a: Float[Array, "n n"]) -> tuple[Float[Array, "n n"], Int[Array, "
         l = a[k + 1 :, k] / a[k, k]
         a = a.at[k + 1 :, k + 1 :].add(-l[:, None] * a[k, k + 1 :][None, :])
         a = a.at[k + 1 :, k].set(l)
-    return a, perm
-
-
-def _permute(b: Float[Array, " n"], perm: Int[Array, " n"]) -> Float[Array, " n"]:
-    """``b[perm]`` as a masked sum: elementwise work that XLA fuses into the step in every
-    direction of differentiation (a gather's transpose is a scatter-add, a one-hot matrix
-    product is a separate dot kernel per solve: each made one mode ~5-10x slower)."""
-    n = b.shape[0]
-    return jnp.where(perm[:, None] == jnp.arange(n)[None, :], b[None, :], 0.0).sum(axis=1)
-
-
-def lu_solve(lu_and_perm: tuple[Float[Array, "n n"], Int[Array, " n"]], b: Float[Array, " n"]) -> Float[Array, " n"]:
-    """Solve ``A x = b`` given :func:`lu_factor` of ``A``."""
-    lu, perm = lu_and_perm
-    n = lu.shape[0]
-    if n > UNROLL_LIMIT:
-        y = jax.scipy.linalg.solve_triangular(lu, b[perm], lower=True, unit_diagonal=True)
-        return jax.scipy.linalg.solve_triangular(lu, y, lower=False)
-    y = _permute(b, perm)
-    # sums of products, not `@`: a dot is its own kernel, while these fuse with the step
+    # U^{-1} L^{-1} by substitution on whole rows of the identity
+    x = jnp.eye(n, dtype=a.dtype)
     for i in range(1, n):
-        y = y.at[i].add(-jnp.sum(lu[i, :i] * y[:i]))
+        x = x.at[i].add(-jnp.sum(a[i, :i, None] * x[:i], axis=0))
     for i in range(n - 1, -1, -1):
-        y = y.at[i].set((y[i] - jnp.sum(lu[i, i + 1 :] * y[i + 1 :])) / lu[i, i])
-    return y
+        x = x.at[i].set((x[i] - jnp.sum(a[i, i + 1 :, None] * x[i + 1 :], axis=0)) / a[i, i])
+    # A^{-1} = (P A)^{-1} P: column perm[i] of A^{-1} is column i of x (a one-hot masked sum)
+    onehot = perm[:, None] == jnp.arange(n)[None, :]
+    return jnp.sum(jnp.where(onehot[None, :, :], x[:, :, None], 0.0), axis=1)
+
+
+@inverse.defjvp
+def _inverse_jvp(primals, tangents):
+    (a,), (da,) = primals, tangents
+    a_inv = inverse(a)
+    return a_inv, -_matmul(_matmul(a_inv, da), a_inv)
+
+
+def _matmul(a, b):
+    return jnp.sum(a[:, :, None] * b[None, :, :], axis=1)
+
+
+def _matvec(m, v):
+    # a sum of products, not `@`: for these sizes a dot kernel costs more than the arithmetic,
+    # while this fuses with the step
+    return jnp.sum(m * v[None, :], axis=1)
+
+
+@jax.custom_jvp
+def _solve(a: Float[Array, "n n"], a_inv: Float[Array, "n n"], b: Float[Array, " n"]) -> Float[Array, " n"]:
+    """``x = A^{-1} b``; its derivative ``dx = A^{-1} (db - dA x)``, which needs no derivative of
+    the inverse (reverse mode transposes it)."""
+    return _matvec(a_inv, b)
+
+
+@_solve.defjvp
+def _solve_jvp(primals, tangents):
+    a, a_inv, b = primals
+    da, _, db = tangents
+    # through _solve again, not _matvec, so that this rule differentiates too
+    x = _solve(a, a_inv, b)
+    return x, _solve(a, a_inv, db - _matvec(da, x))
