@@ -14,7 +14,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${AMICI_VENV:-/work/.venv-amici}
-PY312=$(command -v python3.12 || ls /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -1 || true)
+# the first python3.12 that runs (a pyenv shim is on PATH even where its version is not selected)
+PY312=""
+for p in python3.12 /root/.pyenv/versions/3.12*/bin/python3.12; do
+  if "$p" -c 'import sys' >/dev/null 2>&1; then PY312=$p; break; fi
+done
 [ -n "$PY312" ] || { echo "AMICI 1.x needs python3.12 on PATH" >&2; exit 1; }
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
