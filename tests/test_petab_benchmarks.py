@@ -35,15 +35,6 @@ DEFAULT_GRADIENTS = {"Boehm_JProteomeRes2014", "Elowitz_Nature2000"}
 ALL_GRADIENTS = os.environ.get("PYUDE_PETAB_GRADIENTS", "") == "all"
 # the nominal point's gradient is not resolvable for this model (see reference_llh.yaml)
 UNRESOLVED_NOMINAL = {"Crauste_CellSystems2017"}
-# measured (rtol 1e-8 vs the rtol-1e-12 forward reference): Beer's checkpoint gradient is 2.7e-1
-# (nominal) and 2.0e-3 (moved) off, while adjoint (2.6e-6) and forward (6.7e-6) agree with the
-# reference; on subsets (all 19 conditions at 4 times) checkpoint and forward agree to 1e-5 except
-# in some switch times (1.6e-2 on tau_typeIDT5_ExpID2). (It was NaN: Rodas5P's dense output on the
-# zero-length steps of finished vmapped lanes, fixed; the remaining error is not understood yet.)
-KNOWN_FAILURES = {
-    ("Beer_MolBioSystems2014", "checkpoint"): "checkpoint gradient 2.7e-1 (nominal) / 2.0e-3 (moved) off on Beer",
-}
-
 _cache: dict[tuple, pyude.petab.PetabProblem] = {}
 
 
@@ -79,17 +70,11 @@ def test_gradients(name, point):
     ref = problem(name, 1e-12, 1e-12).evaluate(theta, "forward")
     assert ref["ok"], ref["message"]
     g0 = np.asarray(ref["grad"])
-    known = []
     for sens in ("checkpoint", "adjoint", "forward"):
-        if (name, sens) in KNOWN_FAILURES:
-            known.append(KNOWN_FAILURES[(name, sens)])
-            continue
         out = pr.evaluate(theta, sens)
         assert out["ok"], (sens, out["message"])
         err = np.linalg.norm(np.asarray(out["grad"]) - g0) / np.linalg.norm(g0)
         assert err < 1e-3, (name, point, sens, err)
-    if known:
-        pytest.xfail("; ".join(known))
 
 
 def test_api_on_boehm():
