@@ -22,6 +22,12 @@ from ._solvers import RHS_EVALS_PER_STEP, canonical_name
 from ._stiffness import StiffnessEstimate, estimate_stiffness
 
 
+def _signature(a) -> tuple:
+    """Shape and dtype of an argument leaf (Python scalars by type: jit's weak types)."""
+    dtype = getattr(a, "dtype", None)
+    return (np.shape(a), type(a)) if dtype is None else (a.shape, dtype)
+
+
 class JaxEngine:
     """Compiles each model once (keyed by its canonical spec) and keeps the jitted
     solve and gradient functions of every solver setting it has seen."""
@@ -52,8 +58,9 @@ class JaxEngine:
 
         The compile time is non-zero only on the first call for a given key and shapes.
         """
-        shapes = jax.tree.map(lambda a: (jnp.shape(a), jnp.result_type(a)), args)
-        full_key = (key, jax.tree.structure(args), tuple(jax.tree.leaves(shapes)))
+        # a training loop calls this every step: read shapes off the leaves, no dtype promotion
+        leaves, treedef = jax.tree.flatten(args)
+        full_key = (key, treedef, tuple(_signature(a) for a in leaves))
         exe = cm.cache.get(full_key)
         compile_time = 0.0
         if exe is None:
