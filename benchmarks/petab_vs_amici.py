@@ -40,7 +40,9 @@ the one pitfall, SWIG versions, are in benchmarks/amici_venv.sh):
     bash benchmarks/amici_venv.sh                     # once, ~15 min
     PATH=/work/.venv-amici/bin:$PATH /work/.venv-amici/bin/python benchmarks/petab_vs_amici.py
 
-Options: ``--models A B`` (default all), ``--no-amici`` (pyude only), ``--amici-dir``
+Options: ``--models A B`` (default all), ``--modes checkpoint forward`` (pyude gradient
+modes to time; default all three: the continuous adjoint takes minutes per call on
+Lucarelli and Brannmark), ``--no-amici`` (pyude only), ``--amici-dir``
 (compiled AMICI models, reused when ``--reuse-amici`` is given: compile time is then
 taken from the previous results file). Results merge into
 ``benchmarks/results/petab_vs_amici.json`` per model; the table is printed.
@@ -76,7 +78,7 @@ def _timed(fn):
 
 
 # ------------------------------------------------------------------ pyude
-def pyude_setup(name: str) -> dict:
+def pyude_setup(name: str, modes: tuple[str, ...] = MODES) -> dict:
     import pyude
     import pyude.petab
     from pyude import SolverError
@@ -99,7 +101,7 @@ def pyude_setup(name: str) -> dict:
 
         return f
 
-    fns = {"pyude sim": sim, **{f"pyude {m}": grad(m) for m in MODES}}
+    fns = {"pyude sim": sim, **{f"pyude {m}": grad(m) for m in modes}}
     return {"problem": pr, "fns": fns, "load_s": load_s, "version": pyude.__version__}
 
 
@@ -225,7 +227,8 @@ def run_model(name: str, args) -> dict:
         else:
             print(f"  AMICI import+compile {am['compile_s']:.1f} s, llh {am['llh']:.6f}", flush=True)
             rec["amici"] = {k: am[k] for k in ("compile_s", "reused", "llh", "sllh", "status", "settings", "n_conditions")}
-    py = pyude_setup(name)
+    py = pyude_setup(name, tuple(args.modes))
+    rec["pyude_modes"] = list(args.modes)
     pr = py["problem"]
     rec["pyude"] = {"load_s": py["load_s"], "solver": pr.solver, "n_conditions": pr.n_conditions,
                     "n_estimated": len(pr.estimation.names)}
@@ -276,9 +279,15 @@ def table(results: dict) -> str:
     for name in sorted(results):
         r = results[name]
         tm = r.get("timings", {})
-        comp = " / ".join(f"{tm[k]['compile_s']:.0f}" if "compile_s" in tm.get(k, {}) else "fail"
-                          for k in ("pyude sim",) + tuple(f"pyude {m}" for m in MODES))
-        grads = " / ".join(cell(r, [f"pyude {m}"]) for m in MODES)
+        timed = r.get("pyude_modes", MODES)
+
+        def compile_cell(k):
+            if "compile_s" in tm.get(k, {}):
+                return f"{tm[k]['compile_s']:.0f}"
+            return "fail" if k == "pyude sim" or k.split()[1] in timed else "not run"
+
+        comp = " / ".join(compile_cell(k) for k in ("pyude sim",) + tuple(f"pyude {m}" for m in MODES))
+        grads = " / ".join(cell(r, [f"pyude {m}"]) if m in timed else "not run" for m in MODES)
         am = r.get("amici")
         if not am:
             lines.append(f"| {name} | {comp} | {cell(r, ['pyude sim'])} | {grads} | - | - | - | n/a | n/a | - | - |")
@@ -307,6 +316,8 @@ def main() -> None:
     ap.add_argument("--min-rounds", type=int, default=5)
     ap.add_argument("--max-rounds", type=int, default=25)
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES),
+                    help="pyude gradient modes to time (a mode left out is 'not run' in the table)")
     args = ap.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if not args.table_only:
