@@ -262,3 +262,23 @@ def test_callable_model_gradient():
         fd = (vals[0] - vals[1]) / (2 * h)
         got = grad[key] if idx is None else grad[key][idx]
         assert got == pytest.approx(fd, rel=1e-6)
+
+
+def test_adjoint_chunks_differ_between_batched_conditions():
+    """Two conditions solved in one vmapped call, one needing many more steps per data
+    interval: with 8-step chunks their chunk counts differ, and each condition's adjoint
+    must read its own re-solved chunks (the re-solve runs only where some condition needs it)."""
+    model = {
+        "name": "damped", "states": ["x", "v"], "parameters": {"w": 1.0, "c": 0.3},
+        "equations": {"x": "v", "v": "-w^2 * x - c * v"}, "initial": {"x": 1.0, "v": 0.0},
+    }
+    conditions = pd.DataFrame({"condition": ["slow", "fast"], "w": [np.nan, 7.0]})
+    t = np.array([0.5, 1.0, 2.0, 3.0])
+    rows = [{"condition": c, "time": ti, "observable": o, "value": 0.1}
+            for c in ("slow", "fast") for ti in t for o in ("x", "v")]
+    problem = pyude.Problem(model, pd.DataFrame(rows), conditions, solver="Tsit5", rtol=1e-10, atol=1e-12)
+    params = {"w": 1.3, "c": 0.2}
+    _, ref = problem.value_and_grad(params, "forward")
+    _, adj = problem.value_and_grad(params, pyude.Adjoint(interval_steps=8))
+    for k in ("w", "c"):
+        assert adj[k] == pytest.approx(ref[k], rel=1e-6), k

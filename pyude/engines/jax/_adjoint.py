@@ -180,30 +180,36 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
         ts = sol.interpolation.ts
         return ts[n] - ts[jnp.maximum(n - 1, 0)]
 
+    def first_step(ta, tb, ya, p, u):
+        """The step the controller would choose at ``ta`` (``dt0=None``): given explicitly, every
+        chunk starts the same way, so one re-solve (one compiled solve) serves every chunk."""
+        controller = make_controller(s.solver, s.rtol, s.atol, cm.jumps(p))
+        t_next, _ = controller.init(term, ta, tb, ya, None, (p, u), solver.func, solver.error_order(term))
+        return t_next - ta
+
     def checkpoints(ta, tb, ya, p, u):
         """Chunk the interval: each chunk's start (t, y, dt0); the last chunk's dense output."""
         t_cp = jnp.full((max_chunks,), tb)
         y_cp = jnp.zeros((max_chunks,) + ya.shape, ya.dtype)
         dt_cp = jnp.zeros((max_chunks,), ta.dtype)
-
-        def run(c, t, y, dt0, t_cp, y_cp, dt_cp):
-            sol = resolve(t, tb, y, dt0, p, u)
-            t_cp, y_cp, dt_cp = t_cp.at[c].set(t), y_cp.at[c].set(y), dt_cp.at[c].set(0.0 if dt0 is None else dt0)
-            t_new = sol.ts[0]
-            status = jnp.where(sol.result == _OK, 1, jnp.where((sol.result == _MAX_STEPS) & (t_new > t), 0, -1))
-            return (c + 1, t_new, sol.ys[0], last_step(sol), t_cp, y_cp, dt_cp, sol.interpolation, status)
-
-        # the first chunk picks its initial step (dt0=None); later ones start with the previous step size
-        first = run(0, ta, ya, None, t_cp, y_cp, dt_cp)
+        dt_first = first_step(ta, tb, ya, p, u)
+        # the loop carries the latest chunk's dense output: zeros of its structure to start
+        shape = jax.eval_shape(lambda t, y, dt: resolve(t, tb, y, dt, p, u).interpolation, ta, ya, dt_first)
+        no_dense = jtu.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shape)
 
         def cond(carry):
             return (carry[-1] == 0) & (carry[0] < max_chunks)
 
         def body(carry):
-            c, t, y, dt, t_cp, y_cp, dt_cp, _, _ = carry
-            return run(c, t, y, dt, t_cp, y_cp, dt_cp)
+            c, t, y, dt0, t_cp, y_cp, dt_cp, _, _ = carry
+            sol = resolve(t, tb, y, dt0, p, u)
+            t_cp, y_cp, dt_cp = t_cp.at[c].set(t), y_cp.at[c].set(y), dt_cp.at[c].set(dt0)
+            t_new = sol.ts[0]
+            status = jnp.where(sol.result == _OK, 1, jnp.where((sol.result == _MAX_STEPS) & (t_new > t), 0, -1))
+            return (c + 1, t_new, sol.ys[0], last_step(sol), t_cp, y_cp, dt_cp, sol.interpolation, status)
 
-        c, _, _, _, t_cp, y_cp, dt_cp, dense, status = jax.lax.while_loop(cond, body, first)
+        init = (jnp.asarray(0), ta, ya, dt_first, t_cp, y_cp, dt_cp, no_dense, jnp.asarray(0))
+        c, _, _, _, t_cp, y_cp, dt_cp, dense, status = jax.lax.while_loop(cond, body, init)
         return c, t_cp, y_cp, dt_cp, dense, status == 1
 
     def backwards(lam, mu, tb, ta, dense, p, u):
@@ -231,17 +237,18 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
             lam, mu, ok = carry
             c = n_chunks - 1 - k
             start = t_cp[c]
-            end = jnp.where(c == n_chunks - 1, tb, t_cp[jnp.minimum(c + 1, max_chunks - 1)])
-            # the same call as in `checkpoints`, so the same steps
-            branch = jnp.where(c == n_chunks - 1, 0, jnp.where(c == 0, 1, 2))
-            dense = jax.lax.switch(
-                branch,
-                [
-                    lambda: last_dense,
-                    lambda: resolve(start, tb, y_cp[c], None, p, u).interpolation,
-                    lambda: resolve(start, tb, y_cp[c], dt_cp[c], p, u).interpolation,
-                ],
+            last = c == n_chunks - 1
+            end = jnp.where(last, tb, t_cp[jnp.minimum(c + 1, max_chunks - 1)])
+            # the last chunk's dense output is kept; an earlier chunk is re-solved by the same
+            # call as in `checkpoints` (so the same steps). Under vmap over conditions a select
+            # would run the re-solve for every condition in every chunk: it runs only when some
+            # condition needs it.
+            resolved = jax.lax.cond(
+                eqxi.unvmap_any(~last),
+                lambda: resolve(start, tb, y_cp[c], dt_cp[c], p, u).interpolation,
+                lambda: last_dense,
             )
+            dense = jtu.tree_map(lambda a, b: jnp.where(last, a, b), last_dense, resolved)
             lam, mu, ok_c = backwards(lam, mu, end, start, dense, p, u)
             return lam, mu, ok & ok_c
 
