@@ -235,16 +235,20 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
 
         def body(k, carry):
             lam, mu, ok = carry
-            c = n_chunks - 1 - k
+            # vmapped over conditions, the loop runs as often as the condition with the most
+            # chunks needs: one with none left solves over an empty interval (its result is
+            # discarded), not from a garbage state (which ran to max_steps, rejecting steps)
+            active = k < n_chunks
+            c = jnp.maximum(n_chunks - 1 - k, 0)
             start = t_cp[c]
             last = c == n_chunks - 1
-            end = jnp.where(last, tb, t_cp[jnp.minimum(c + 1, max_chunks - 1)])
+            end = jnp.where(active, jnp.where(last, tb, t_cp[jnp.minimum(c + 1, max_chunks - 1)]), start)
             # the last chunk's dense output is kept; an earlier chunk is re-solved by the same
             # call as in `checkpoints` (so the same steps). Under vmap over conditions a select
             # would run the re-solve for every condition in every chunk: it runs only when some
             # condition needs it.
             resolved = jax.lax.cond(
-                eqxi.unvmap_any(~last),
+                eqxi.unvmap_any(active & ~last),
                 lambda: resolve(start, tb, y_cp[c], dt_cp[c], p, u).interpolation,
                 lambda: last_dense,
             )
