@@ -41,8 +41,9 @@ the one pitfall, SWIG versions, are in benchmarks/amici_venv.sh):
     PATH=/work/.venv-amici/bin:$PATH /work/.venv-amici/bin/python benchmarks/petab_vs_amici.py
 
 Options: ``--models A B`` (default all), ``--modes checkpoint forward`` (pyude gradient
-modes to time; default all three: the continuous adjoint takes minutes per call on
-Lucarelli and Brannmark), ``--no-amici`` (pyude only), ``--amici-dir``
+modes to time; default all three: a mode can be left out where it is slow, as the
+continuous adjoint was on Lucarelli and Brannmark before 2026-12-02), ``--no-amici``
+(pyude only), ``--amici-dir``
 (compiled AMICI models, reused when ``--reuse-amici`` is given: compile time is then
 taken from the previous results file). Results merge into
 ``benchmarks/results/petab_vs_amici.json`` per model; the table is printed.
