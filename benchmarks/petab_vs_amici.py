@@ -42,7 +42,9 @@ the one pitfall, SWIG versions, are in benchmarks/amici_venv.sh):
 
 Options: ``--models A B`` (default all), ``--modes checkpoint forward`` (pyude gradient
 modes to time; default all three: a mode can be left out where it is slow, as the
-continuous adjoint was on Lucarelli and Brannmark before 2026-12-02), ``--no-amici``
+continuous adjoint was on Lucarelli and Brannmark before 2026-12-02), ``--batching``
+(pyude's ``Problem(batching=...)``; default ``auto``: sequential with Rodas5P on CPU;
+results before 2026-12-02, evening, were vectorized), ``--no-amici``
 (pyude only), ``--amici-dir``
 (compiled AMICI models, reused when ``--reuse-amici`` is given: compile time is then
 taken from the previous results file). Results merge into
@@ -79,13 +81,14 @@ def _timed(fn):
 
 
 # ------------------------------------------------------------------ pyude
-def pyude_setup(name: str, modes: tuple[str, ...] = MODES) -> dict:
+def pyude_setup(name: str, modes: tuple[str, ...] = MODES, batching: str = "auto") -> dict:
     import pyude
     import pyude.petab
     from pyude import SolverError
 
     start = time.perf_counter()
-    pr = pyude.petab.load(MODELS_DIR / name / f"{name}.yaml", rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS)
+    pr = pyude.petab.load(MODELS_DIR / name / f"{name}.yaml", rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS,
+                          batching=batching)
     load_s = time.perf_counter() - start
     params = pr.nominal_params()
 
@@ -228,10 +231,11 @@ def run_model(name: str, args) -> dict:
         else:
             print(f"  AMICI import+compile {am['compile_s']:.1f} s, llh {am['llh']:.6f}", flush=True)
             rec["amici"] = {k: am[k] for k in ("compile_s", "reused", "llh", "sllh", "status", "settings", "n_conditions")}
-    py = pyude_setup(name, tuple(args.modes))
+    py = pyude_setup(name, tuple(args.modes), args.batching)
     rec["pyude_modes"] = list(args.modes)
     pr = py["problem"]
-    rec["pyude"] = {"load_s": py["load_s"], "solver": pr.solver, "n_conditions": pr.n_conditions,
+    rec["pyude"] = {"load_s": py["load_s"], "solver": pr.solver, "batching": pr.settings.batching,
+                    "n_conditions": pr.n_conditions,
                     "n_estimated": len(pr.estimation.names)}
     fns = dict(py["fns"])
     if am is not None:
@@ -319,6 +323,8 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES),
                     help="pyude gradient modes to time (a mode left out is 'not run' in the table)")
+    ap.add_argument("--batching", choices=("auto", "vectorized", "sequential"), default="auto",
+                    help="how pyude solves the conditions (pyude.Problem's batching)")
     args = ap.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if not args.table_only:

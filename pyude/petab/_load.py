@@ -189,12 +189,15 @@ def load(
     atol: float = 1e-10,
     max_steps: int = 100_000,
     engine: str = "jax",
+    batching: str = "auto",
 ) -> PetabProblem:
     """Read a PEtab v1 problem, or a v2 problem with the SciML extension (see
     :mod:`pyude.petab._v2`), into a :class:`PetabProblem` (a :class:`pyude.Problem`).
 
     Stiff solver by default (systems-biology models mostly are); the tolerances are the
-    solver's (and the preequilibration's steady-state criterion)."""
+    solver's (and the preequilibration's steady-state criterion); ``batching`` as
+    :class:`pyude.Problem`'s (``"auto"``: the conditions one after another with a stiff
+    solver on CPU)."""
     path = Path(problem_yaml)
     raw = read_yaml(path, PetabError, "PEtab problem file")
     if not isinstance(raw, dict) or "format_version" not in raw:
@@ -203,7 +206,8 @@ def load(
     if version == "2":
         from ._v2 import load_v2
 
-        return load_v2(path, raw, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps, engine=engine)
+        return load_v2(path, raw, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps, engine=engine,
+                       batching=batching)
     if version != "1":
         raise PetabError(f"{path}: PEtab format_version {raw['format_version']!r} is not supported (1 or 2)")
     problems = raw.get("problems") or []
@@ -238,11 +242,13 @@ def load(
         max_steps=max_steps,
         engine=engine,
         row_parameters=row_parameters,
+        batching=batching,
     )
     problem.petab_file = path
     problem.measurements = meas_df
     problem.rename = dict(sbml.rename)
-    problem._load_options = {"solver": solver, "rtol": rtol, "atol": atol, "max_steps": max_steps, "engine": engine}
+    problem._load_options = {"solver": solver, "rtol": rtol, "atol": atol, "max_steps": max_steps, "engine": engine,
+                             "batching": batching}
     return problem
 
 

@@ -55,7 +55,7 @@ def _cell(v) -> str:
 
 
 def load_v2(path: Path, raw: dict, *, solver: str, rtol: float, atol: float, max_steps: int,
-            engine: str) -> PetabProblem:
+            engine: str, batching: str = "auto") -> PetabProblem:
     from ._sciml import SciML
 
     unknown = sorted(set(raw) - set(_KEYS))
@@ -119,12 +119,14 @@ def load_v2(path: Path, raw: dict, *, solver: str, rtol: float, atol: float, max
         t0=t0,
         engine=engine,
         params=sciml.nominal or None,
+        batching=batching,
     )
     problem.petab_file = path
     problem.measurements = meas_df
     problem.rename = dict(sbml.rename)
     problem.network_params = dict(sciml.nominal)
-    problem._load_options = {"solver": solver, "rtol": rtol, "atol": atol, "max_steps": max_steps, "engine": engine}
+    problem._load_options = {"solver": solver, "rtol": rtol, "atol": atol, "max_steps": max_steps, "engine": engine,
+                             "batching": batching}
     return problem
 
 

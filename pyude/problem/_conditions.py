@@ -8,7 +8,8 @@ A conditions table has a ``condition`` column (the id used in the data's
 * a state's name: its initial value (a number or a parameter's name);
 * an input's name: the input held at that constant value.
 
-An empty cell means "no override". All conditions are solved in one batched call.
+An empty cell means "no override". All conditions are solved in one compiled call
+(``Problem(batching=...)``).
 
 An optional ``preequilibration`` column names another condition of the table: the
 model is first run to a steady state under that condition's overrides, and the

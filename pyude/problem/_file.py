@@ -8,7 +8,7 @@ Paths are relative to the file. Keys::
     estimate: [k1, nn]         # optional; default: all parameters and networks
     priors: {k1: {dist: lognormal, mean: 0.0, sd: 1.0}}
     l2: 0.0
-    solver: auto               # rtol, atol, max_steps, t0 likewise
+    solver: auto               # rtol, atol, max_steps, t0, batching likewise
     fit:
       seed: 0
       sensitivity: checkpoint  # adjoint | forward
@@ -30,7 +30,7 @@ from ..spec._checks import check_keys, read_yaml
 from ..spec._model import Model
 
 PROBLEM_KEYS = ("model", "data", "conditions", "estimate", "priors", "l2", "solver", "rtol", "atol", "max_steps", "t0",
-                "fit")
+                "batching", "fit")
 FIT_KEYS = ("seed", "sensitivity", "adam", "lbfgs", "shooting", "multistart", "checkpoint_every")
 ADAM_KEYS = ("steps", "learning_rate", "schedule", "decay", "batch_size", "patience", "min_delta")
 LBFGS_KEYS = ("max_iter", "gtol", "ftol")
@@ -67,7 +67,8 @@ def load_problem_file(path: str | Path) -> tuple[Any, dict[str, Any]]:
     model = Model.from_dict(spec) if isinstance(spec, Mapping) else Model.from_yaml(_path(base, spec, "model"))
     data = _path(base, raw["data"], "data")
     conditions = _path(base, raw["conditions"], "conditions") if raw.get("conditions") else None
-    kwargs = {k: raw[k] for k in ("estimate", "priors", "l2", "solver", "rtol", "atol", "max_steps", "t0") if k in raw}
+    kwargs = {k: raw[k] for k in ("estimate", "priors", "l2", "solver", "rtol", "atol", "max_steps", "t0", "batching")
+              if k in raw}
     for k in ("rtol", "atol", "l2", "t0"):
         if k in kwargs and not isinstance(kwargs[k], (int, float)):
             raise SpecError(f"problem file: {k!r} must be a number, got {kwargs[k]!r}")

@@ -15,7 +15,7 @@ from .._errors import DataError, SolverError
 from .._sensitivity import AbstractSensitivity, as_sensitivity
 from .._solve import DEFAULT_MAX_STEPS, check_params, check_times, initial_state, parse_inputs, resolve_model
 from ..engines import get_engine
-from ..engines.jax import Settings
+from ..engines.jax import Settings, resolve_batching
 from ..engines.jax._objective import NOISE_CODES, POSITIVE_CODES
 from ..spec._expr import Sym
 from ..spec._function import FunctionModel
@@ -38,8 +38,11 @@ class Problem:
     ``data``: a tidy DataFrame (or CSV path) with columns ``time, observable, value``
     and optional ``sigma`` and ``condition``. An observable is one of the model's
     ``observables`` or a state name. ``conditions``: a table (DataFrame or CSV) of
-    per-condition overrides (see :mod:`pyude.problem._conditions`); every condition is
-    solved in one batched call.
+    per-condition overrides (see :mod:`pyude.problem._conditions`); all conditions are
+    solved in one compiled call, ``batching="vectorized"`` (vmapped: every condition
+    takes as many steps as the slowest) or ``"sequential"`` (one after another, each with
+    its own steps); ``"auto"`` is sequential for a stiff solver on CPU, else vectorized
+    (the engines' docs/engines.md; the JAX engine only).
 
     The objective is the negative log-likelihood of the data under the observables'
     noise models, plus priors and ``l2`` on network weights; when no observable
@@ -79,6 +82,7 @@ class Problem:
         inputs: Mapping[str, Any] | None = None,
         engine: str = "jax",
         row_parameters: Sequence[str] | None = None,
+        batching: str = "auto",
     ):
         self.model = resolve_model(model, y0, params)
         self.engine = get_engine(engine)
@@ -111,7 +115,7 @@ class Problem:
         p = check_params(self.model, params)
         y = initial_state(self.model, self._cm, p, y0, params)
         name, self.stiffness = self.engine.resolve_solver(self._cm, solver, self.t0, self.data.ts[-1], y, p, self._u)
-        self.settings = Settings(name, float(rtol), float(atol), int(max_steps))
+        self.settings = Settings(name, float(rtol), float(atol), int(max_steps), resolve_batching(batching, name))
         self.stats: dict[str, Any] = {}
         self._theta_arrays: dict[str, Any] | None = None
         self._data_device: dict[str, Any] | None = None
@@ -136,6 +140,7 @@ class Problem:
             "inputs": inputs,
             "engine": engine,
             "row_parameters": row_parameters,
+            "batching": batching,
         }
 
     def __getstate__(self) -> dict[str, Any]:

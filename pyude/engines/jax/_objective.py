@@ -1,5 +1,6 @@
-r"""The batched objective: all conditions solved in one vmapped call, then the
-negative log-likelihood of the data (or the weighted sum of squares).
+r"""The batched objective: all conditions solved in one compiled call (vmapped, or one
+after another: ``Settings.batching``), then the negative log-likelihood of the data (or
+the weighted sum of squares).
 
 Noise models, for a measurement $y$ of an observable with prediction $h$ and scale $\sigma$:
 
@@ -192,6 +193,9 @@ def _predict_all(cm: CompiledModel, s: Settings, trajectory: Callable):
             single = jax.tree.map(lambda x: x[0], a["cond"])
             out = per_condition(p, y0_est, single, a, None if starts is None else starts[0])
             return jax.tree.map(lambda x: x[None], out)
+        if s.batching == "sequential":
+            xs = (a["cond"], starts)
+            return jax.lax.map(lambda x: per_condition(p, y0_est, x[0], a, x[1]), xs)
         return jax.vmap(per_condition, in_axes=(None, None, 0, None, None if starts is None else 0))(
             p, y0_est, a["cond"], a, starts
         )
