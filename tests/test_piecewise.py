@@ -46,7 +46,9 @@ def test_checkpoint_gradient_with_switch_times_in_vmapped_conditions():
                          "condition": ["a"] * ts.size + ["b"] * ts.size})
     conditions = pd.DataFrame({"condition": ["a", "b"], "tau": ["tau", "tau2"]})
     model = {**MODEL, "parameters": {**MODEL["parameters"], "tau2": 1.0}}
-    pr = pyude.Problem(model, data, conditions, solver="Rodas5P", rtol=1e-8, atol=1e-10, estimate=["tau", "tau2", "k"])
+    # vectorized explicitly: "auto" solves a stiff solver's conditions one after another
+    pr = pyude.Problem(model, data, conditions, solver="Rodas5P", rtol=1e-8, atol=1e-10, estimate=["tau", "tau2", "k"],
+                       batching="vectorized")
     params = {"tau": 0.5, "tau2": 3.0}
     _, g = pr.value_and_grad(params, "checkpoint")  # raises on a non-finite gradient
     _, g_fwd = pr.value_and_grad(params, "forward")
