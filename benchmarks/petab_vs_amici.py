@@ -323,7 +323,9 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES),
                     help="pyude gradient modes to time (a mode left out is 'not run' in the table)")
-    ap.add_argument("--batching", choices=("auto", "vectorized", "sequential"), default="auto",
+    from pyude.engines.jax._integrate import BATCHING
+
+    ap.add_argument("--batching", choices=BATCHING, default="auto",
                     help="how pyude solves the conditions (pyude.Problem's batching)")
     args = ap.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

@@ -55,7 +55,7 @@ def _cell(v) -> str:
 
 
 def load_v2(path: Path, raw: dict, *, solver: str, rtol: float, atol: float, max_steps: int,
-            engine: str, batching: str = "auto") -> PetabProblem:
+            engine: str, batching: str) -> PetabProblem:
     from ._sciml import SciML
 
     unknown = sorted(set(raw) - set(_KEYS))
