@@ -1,6 +1,6 @@
-"""Events: time- and state-triggered, against analytic solutions; gradients (checkpoint and
-forward) against central finite differences, in the event time and in the assignments;
-SBML events imported with python-libsbml; spec errors by name."""
+"""Events: time- and state-triggered, against analytic solutions; gradients (checkpoint,
+forward and the continuous adjoint) against central finite differences, in the event time
+and in the assignments; SBML events imported with python-libsbml; spec errors by name."""
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ def test_too_many_state_events_is_an_error():
         pyude.solve(MODEL, TS, params={"r": 40.0}, **TIGHT)
 
 
-@pytest.mark.parametrize("sens", ["checkpoint", "forward"])
+@pytest.mark.parametrize("sens", ["checkpoint", "forward", "adjoint"])
 def test_gradients_match_finite_differences(sens):
     data = pd.DataFrame({
         "time": [0.5, 1.4, 2.0, 2.9, 3.5, 1.0, 2.0, 3.5],
@@ -77,11 +77,65 @@ def test_gradients_match_finite_differences(sens):
         assert g[name] == pytest.approx(fd, rel=1e-5, abs=1e-8), name
 
 
-def test_adjoint_and_multiple_shooting_refuse_events_by_name():
+# a dose at t0 (initial_value false), a switch of the right-hand side at ts with a dose at
+# the same time, and a state event whose assignment reads t: every kind of jump the adjoint
+# crosses, on a stiff solver
+JUMPS = {
+    "states": ["a", "b"],
+    "parameters": {"k": 0.4, "t_on": 0.0, "d": 0.7, "ts": 1.3, "thr": 0.75, "q": 0.3},
+    "equations": {"a": "-k*a + piecewise(q, gt(t, ts), 0)", "b": "k*a - 0.2*b"},
+    "initial": {"a": 1.0, "b": 0.2},
+    "events": [
+        {"trigger": "ge(t, t_on)", "assignments": {"a": "a + d*b"}, "initial_value": False},
+        {"trigger": "lt(a, thr)", "assignments": {"b": "b*q + t"}},
+        {"trigger": "gt(t, ts)", "assignments": {"b": "b + d*a"}},
+    ],
+}
+
+
+def test_adjoint_crosses_doses_switches_and_state_events():
+    data = pd.DataFrame({
+        "time": [0.5, 1.0, 2.0, 3.0, 4.0, 1.5, 3.5],
+        "observable": ["a"] * 5 + ["b"] * 2,
+        "value": [1.0, 0.9, 0.7, 0.5, 0.4, 0.3, 0.5],
+    })
+    pr = pyude.Problem(JUMPS, data, rtol=1e-10, atol=1e-12, solver="Rodas5P")
+    b = pyude.solve(JUMPS, np.array([1.0, 2.0]), rtol=1e-10, atol=1e-12).y[:, 1]
+    assert b[1] > 1.0 > b[0]  # the state event fired between the two (b jumped to b*q + t)
+    _, g = pr.value_and_grad({}, "adjoint")
+    base = JUMPS["parameters"]
+    for name in ("k", "d", "ts", "thr", "q"):  # t_on = t0: the dose's time is not differentiable there
+        h = 1e-6 * max(1.0, abs(base[name]))
+        fd = (pr.loss({name: base[name] + h}) - pr.loss({name: base[name] - h})) / (2 * h)
+        assert g[name] == pytest.approx(fd, rel=1e-5), name
+    # through the dose at t0 to the initial state
+    _, g_adj = pr.value_and_grad({}, "adjoint", initial_states=True)
+    _, g_ck = pr.value_and_grad({}, "checkpoint", initial_states=True)
+    for name in ("initial.a", "initial.b"):
+        assert g_adj[name] == pytest.approx(g_ck[name], rel=1e-6), name
+    assert abs(g_adj["initial.b"]) > 0.1
+
+
+def test_adjoint_with_events_over_vmapped_conditions():
+    # two conditions with their events at different times, solved in one vmapped call
+    conditions = pd.DataFrame({"condition": ["c1", "c2"], "r": [0.7, 0.9], "tau": [1.3, 2.2]})
+    data = pd.DataFrame({
+        "time": [0.5, 1.4, 2.0, 2.9, 3.5, 1.0, 2.0, 3.5] * 2,
+        "observable": (["x"] * 5 + ["y"] * 3) * 2,
+        "value": [1.1, 1.3, 1.2, 1.0, 1.7, 0.8, 1.4, 1.2] * 2,
+        "condition": ["c1"] * 8 + ["c2"] * 8,
+    })
+    pr = pyude.Problem(MODEL, data, conditions=conditions, batching="vectorized", **TIGHT)
+    _, g = pr.value_and_grad({}, "adjoint")
+    for name in ("c", "d"):  # the halving's threshold, the dose's size
+        h = 1e-6 * MODEL["parameters"][name]
+        fd = (pr.loss({name: MODEL["parameters"][name] + h}) - pr.loss({name: MODEL["parameters"][name] - h})) / (2 * h)
+        assert g[name] == pytest.approx(fd, rel=1e-5), name
+
+
+def test_multiple_shooting_refuses_events_by_name():
     data = pd.DataFrame({"time": [1.0], "observable": ["x"], "value": [1.0]})
     pr = pyude.Problem(MODEL, data, **TIGHT)
-    with pytest.raises(pyude.SpecError, match="'adjoint' sensitivity does not implement events"):
-        pr.value_and_grad({}, "adjoint")
     with pytest.raises(pyude.DataError, match="multiple shooting of a model with events"):
         pr.shooting_start(pr.theta0(), pyude.MultipleShooting(segments=2))
 

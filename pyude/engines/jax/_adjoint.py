@@ -9,7 +9,9 @@ from its checkpoint in chunks of at most ``Adjoint.interval_steps`` steps with
 dense output, and the adjoint is integrated backwards over each chunk with the
 problem's solver, reading the state from that chunk's interpolation. The
 parameter integral is accumulated inside the adjoint's own steps
-(:class:`_WithQuadrature`), so nothing grows with the number of steps.
+(:class:`_WithQuadrature`), so nothing grows with the number of steps. On a model with
+events the event times join the data times as interval ends and lambda jumps across
+each event (``event_jump``), as in AMICI's adjoint.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from jaxtyping import Array, Float
 
 from ..._sensitivity import Adjoint
 from ._compile import CompiledModel
+from ._events import initial_firings, solve_with_events
 from ._integrate import Settings, final_time, integrate
 from ._solvers import make_controller, make_solver
 
@@ -259,39 +262,115 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
         lam, mu, ok_b = jax.lax.fori_loop(0, n_chunks, body, (lam, mu, jnp.asarray(True)))
         return lam, mu, ok & ok_fwd & ok_b
 
+    ev = cm.events
+
+    def event_jump(lam, mu, tau, y_minus, y_plus, fire, p, u):
+        r"""lambda and mu from just after the events ``fire`` at ``tau`` to just before them.
+
+        With $y^+ = A(\tau, y^-, p)$ and $\tau$ where the trigger $g(\tau, y^-, p)$ reaches zero,
+        $dL/d\tau = \lambda^+\cdot(\dot A - f^+)$ with $\dot A = \partial_t A + \partial_y A\, f^-$, and
+        $d\tau = -(\partial_y g\, dy^- + \partial_p g\, dp)/\dot g$, $\dot g = \partial_t g + \partial_y g\, f^-$:
+
+        $$\lambda^- = \partial_y A^\top \lambda^+ - a\, \partial_y g^\top, \qquad
+        \mu \mathrel{+}= \partial_p A^\top \lambda^+ - a\, \partial_p g^\top, \qquad a = \frac{dL/d\tau}{\dot g}.$$
+
+        A time-triggered event has $\partial_y g = 0$: its time moves with $p$ alone.
+        """
+        f_minus = cm.rhs(eqxi.prevbefore(tau), y_minus, (p, u))
+        f_plus = cm.rhs(eqxi.nextafter(tau), y_plus, (p, u))
+        j = jnp.argmax(fire)  # simultaneous events share one time: the first one's trigger defines it
+        one = jnp.ones_like(tau)
+        _, a_dot = jax.jvp(lambda t, y: ev.assign(t, y, p, u, fire), (tau, y_minus), (one, f_minus))
+        _, g_dot = jax.jvp(lambda t, y: ev.g(t, y, p, u)[j], (tau, y_minus), (one, f_minus))
+        # under vmap both branches of the caller's cond run: keep the discarded one finite
+        a = jnp.dot(lam, a_dot - f_plus) / jnp.where(jnp.any(fire), g_dot, one)
+        _, vjp_a = jax.vjp(lambda y, q: ev.assign(tau, y, q, u, fire), y_minus, p)
+        _, vjp_g = jax.vjp(lambda y, q: ev.g(tau, y, q, u)[j], y_minus, p)
+        a_y, a_p = vjp_a(lam)
+        g_y, g_p = vjp_g(a)
+        return a_y - g_y, mu + a_p - g_p
+
+    def forward(ts, t0, y0, p, u):
+        if ev is None:
+            sol = integrate(cm, s, ts, t0, y0, p, u)
+            return (sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol)), None
+        ys, code, t_reached, _, firings = solve_with_events(cm, s, ts, t0, y0, p, u, record=True)
+        return (ys, code, t_reached), firings
+
     @jax.custom_vjp
     def trajectory(ts, t0, y0, p, u, switch):
-        sol = integrate(cm, s, ts, t0, y0, p, u)
-        return sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol)
+        return forward(ts, t0, y0, p, u)[0]
 
     def fwd(ts, t0, y0, p, u, switch):
-        out = trajectory(ts, t0, y0, p, u, switch)
-        return out, (ts, t0, y0, out[0], p, u, switch)
+        out, firings = forward(ts, t0, y0, p, u)
+        return out, (ts, t0, y0, out[0], p, u, switch, firings)
+
+    def knots_with_events(ts, t0, y0, ys, p, u, firings):
+        """The save times and the event times in one increasing sequence, each with the state
+        just after it: ``(times, states, save index (-1: an event), state before, firing)``,
+        and per save time whether an event fired there."""
+        n = ts.shape[0]
+        _, y_start = initial_firings(ev, t0, y0, p, u)
+        fired = jnp.any(firings.fire, axis=1)
+        times = jnp.concatenate([jnp.where(fired, firings.t, t0), ts])
+        states = jnp.concatenate([jnp.where(fired[:, None], firings.y_plus, y_start), ys])
+        save = jnp.concatenate([jnp.full(fired.shape, -1), jnp.arange(n)])
+        before = jnp.concatenate([firings.y_minus, jnp.zeros_like(ys)])
+        fire = jnp.concatenate([firings.fire & fired[:, None], jnp.zeros((n, ev.n), bool)])
+        # at equal times: segments without an event first (they stand at t0 with the start
+        # state), then events, then save times, so that backwards a save time's cotangent
+        # (on the state after the event) is added before the jump across the event
+        rank = jnp.concatenate([jnp.where(fired, 1, 0), jnp.full((n,), 2)])
+        order = jnp.lexsort((rank, times))
+        at_event = jnp.any(fired[None, :] & (firings.t[None, :] == ts[:, None]), axis=1)
+        return y_start, times[order], states[order], save[order], before[order], fire[order], at_event
 
     def bwd(res, cts):
-        ts, t0, y0, ys, p, u, switch = res
+        ts, t0, y0, ys, p, u, switch, firings = res
         ys_bar = cts[0]
-        knots = jnp.concatenate([jnp.reshape(t0, (1,)), ts])
-        starts = jnp.concatenate([y0[None], ys[:-1]])
+        if firings is None:
+            y_start, times, states, save = y0, ts, ys, jnp.arange(ts.shape[0])
+            at_event = jnp.zeros(ts.shape, bool)
+        else:
+            y_start, times, states, save, before, fire, at_event = knots_with_events(ts, t0, y0, ys, p, u, firings)
+        knots = jnp.concatenate([jnp.reshape(t0, (1,)), times])
+        starts = jnp.concatenate([y_start[None], states[:-1]])
 
         def step(carry, i):
             lam, mu, ok, ts_bar = carry
-            lam = lam + ys_bar[i - 1]
-            # at a switch time tau of the right-hand side: dL/dtau = lambda . (f(tau-) - f(tau+))
-            tau = ts[i - 1]
-            jump = cm.rhs(eqxi.prevbefore(tau), ys[i - 1], (p, u)) - cm.rhs(eqxi.nextafter(tau), ys[i - 1], (p, u))
-            ts_bar = ts_bar.at[i - 1].set(jnp.where(switch[i - 1] > 0, jnp.dot(lam, jump), 0.0))
-            ta, tb = knots[i - 1], knots[i]
+            k = i - 1
+            at_save = save[k] >= 0
+            j = jnp.maximum(save[k], 0)
+            lam = lam + jnp.where(at_save, ys_bar[j], 0.0)
+            # at a switch time tau of the right-hand side: dL/dtau = lambda . (f(tau-) - f(tau+)),
+            # unless an event fires there: its own term has f(tau-) and f(tau+) already
+            tau = times[k]
+            jump = cm.rhs(eqxi.prevbefore(tau), states[k], (p, u)) - cm.rhs(eqxi.nextafter(tau), states[k], (p, u))
+            ts_bar = ts_bar.at[j].add(jnp.where(at_save & (switch[j] > 0) & ~at_event[j], jnp.dot(lam, jump), 0.0))
+            if firings is not None:
+                lam, mu = jax.lax.cond(
+                    jnp.any(fire[k]),
+                    lambda c: event_jump(*c, tau, before[k], states[k], fire[k], p, u),
+                    lambda c: c,
+                    (lam, mu),
+                )
+            ta, tb = knots[k], knots[i]
             lam, mu, ok = jax.lax.cond(
                 tb > ta,
-                lambda c: interval(*c, ta, tb, starts[i - 1], p, u),
+                lambda c: interval(*c, ta, tb, starts[k], p, u),
                 lambda c: c,
                 (lam, mu, ok),
             )
             return (lam, mu, ok, ts_bar), None
 
         init = (jnp.zeros_like(ys_bar[0]), jnp.zeros_like(p), jnp.asarray(True), jnp.zeros_like(ts))
-        (lam, mu, ok, ts_bar), _ = jax.lax.scan(step, init, jnp.arange(ts.shape[0], 0, -1))
+        (lam, mu, ok, ts_bar), _ = jax.lax.scan(step, init, jnp.arange(times.shape[0], 0, -1))
+        if firings is not None:
+            # events that fire at t0 map y0 to the start state
+            fire0, _ = initial_firings(ev, t0, y0, p, u)
+            _, vjp0 = jax.vjp(lambda y, q: ev.assign(t0, y, q, u, fire0), y0, p)
+            lam0, mu0 = vjp0(lam)
+            lam, mu = jnp.where(jnp.any(fire0), lam0, lam), jnp.where(jnp.any(fire0), mu + mu0, mu)
         nan = jnp.asarray(jnp.nan, p.dtype)
         dy0 = jnp.where(ok, lam, nan)
         dp = jnp.where(ok, mu, nan)

@@ -12,11 +12,13 @@ spec order).
 * **State-triggered** events are found by diffrax's ``Event`` (upward zero crossings of
   $g_j$ between steps, located by Newton's method on the step's interpolant).
 
-Both are differentiated through the solver's own computation: the segment end is a
-function of $p$ ($\tau_j(p)$, or the root find's implicit derivative
-$d\tau/dp = -(\partial g/\partial p)/(\mathrm{d}g/\mathrm{d}t)$), so
-``checkpoint`` and ``forward`` give $dy(t)/dp$ including the event-time term
+``checkpoint`` and ``forward`` differentiate through the solver's own computation: the
+segment end is a function of $p$ ($\tau_j(p)$, or the root find's implicit derivative
+$d\tau/dp = -(\partial g/\partial p)/(\mathrm{d}g/\mathrm{d}t)$), so they give
+$dy(t)/dp$ including the event-time term
 $\Phi(t, \tau)\,[(\partial A/\partial y) f^- + \partial A/\partial t - f^+]\,d\tau/dp$.
+The continuous adjoint takes each segment's end from :class:`Firings` and applies the
+same terms as a jump of $\lambda$ (:mod:`._adjoint`).
 
 A time $t_i$ equal to an event time reports the state after the event. At $t_0$, an
 event whose trigger holds fires only if its ``initial_value`` is false. Assignments do
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import diffrax
 import jax
@@ -118,11 +121,32 @@ def compile_events(model, env_of: Callable, bound_nets: Callable, evaluator) -> 
     )
 
 
-def solve_with_events(cm, s: Settings, ts, t0, y0, p, u, *, adjoint: diffrax.AbstractAdjoint | None = None):
+class Firings(NamedTuple):
+    """Where each segment of :func:`solve_with_events` ended (one row per segment; a row
+    whose ``fire`` is all false is no event: the last segment, or one never reached)."""
+
+    t: jax.Array  # (segments,) the segment's end
+    y_minus: jax.Array  # (segments, states) the state just before its events
+    y_plus: jax.Array  # (segments, states) the state just after them
+    fire: jax.Array  # (segments, events) which events fired there
+
+
+def initial_firings(ev: CompiledEvents, t0, y0, p, u):
+    """``(fire0, y_start)``: the events that fire at ``t0`` (trigger true, ``initial_value``
+    false) and the state after them."""
+    fire0 = ev.holds(t0, y0, p, u) & jnp.asarray(ev.fires_initially)
+    return fire0, jnp.where(jnp.any(fire0), ev.assign(t0, y0, p, u, fire0), y0)
+
+
+def solve_with_events(
+    cm, s: Settings, ts, t0, y0, p, u, *, adjoint: diffrax.AbstractAdjoint | None = None, record: bool = False
+):
     """``(ys, code, t_reached, stats)``: the solve saved at ``ts`` with every event applied.
 
     ``code`` (a float) is 0 on success, else the first failing segment's diffrax code or
     :data:`TOO_MANY_EVENTS` (more than :data:`MAX_STATE_EVENTS` state-triggered firings).
+    With ``record``, a fifth item :class:`Firings` holds every segment's end (what the
+    continuous adjoint needs to jump across the events).
     """
     ev: CompiledEvents = cm.events
     n_timed, n_state = len(ev.timed), len(ev.state)
@@ -153,9 +177,7 @@ def solve_with_events(cm, s: Settings, ts, t0, y0, p, u, *, adjoint: diffrax.Abs
         newton = optx.Newton(rtol=1e-12, atol=1e-12)
         event = diffrax.Event(tuple(cond(k) for k in range(n_state)), newton, direction=True)
 
-    # the initial firings (trigger true at t0 and initial_value false)
-    fire0 = ev.holds(t0, y0, p, u) & jnp.asarray(ev.fires_initially)
-    y_start = jnp.where(jnp.any(fire0), ev.assign(t0, y0, p, u, fire0), y0)
+    _, y_start = initial_firings(ev, t0, y0, p, u)
     taus = ev.times(p) if n_timed else jnp.zeros((0,), dtype)
     strict_timed = jnp.asarray(ev.strict[ev.timed]) if n_timed else jnp.zeros((0,), bool)
     # a time event at t0 fires in the loop only if its trigger is still false at t0 (gt/lt)
@@ -201,7 +223,7 @@ def solve_with_events(cm, s: Settings, ts, t0, y0, p, u, *, adjoint: diffrax.Abs
             # unless its own assignment made it false, a fired trigger stays true after the event
             force = fire[state_idx] & ~((g_plus < g_minus) & (g_plus <= 0))
         steps = steps + jnp.stack([sol.stats["num_steps"], sol.stats["num_accepted_steps"], sol.stats["num_rejected_steps"]])
-        return (t_new, y_plus, pending & ~fired_timed, force, ys, code, steps), None
+        return (t_new, y_plus, pending & ~fired_timed, force, ys, code, steps), (t_new, y_new, y_plus, fire)
 
     init = (
         jnp.asarray(t0, dtype),
@@ -212,7 +234,10 @@ def solve_with_events(cm, s: Settings, ts, t0, y0, p, u, *, adjoint: diffrax.Abs
         jnp.zeros((), dtype),
         jnp.zeros((3,), int),
     )
-    (t, _, _, _, ys, code, steps), _ = jax.lax.scan(segment, init, None, length=n_segments)
+    (t, _, _, _, ys, code, steps), ends = jax.lax.scan(segment, init, None, length=n_segments)
     code = jnp.where((code == 0) & (t < t_end), float(TOO_MANY_EVENTS), code)
     stats = {"num_steps": steps[0], "num_accepted_steps": steps[1], "num_rejected_steps": steps[2]}
+    if record:
+        return ys, code, t, stats, Firings(*ends)
     return ys, code, t, stats
+

@@ -6,7 +6,6 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from ..._errors import SpecError
 from ..._sensitivity import AbstractSensitivity, Adjoint, Checkpoint, Forward
 from ._adjoint import adjoint_trajectory
 from ._compile import CompiledModel
@@ -17,11 +16,6 @@ from ._integrate import Settings, final_time, integrate
 def _trajectory(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
     """``(ts, t0, y0, p, u) -> (ys, code, t_reached)``, differentiable by ``sens``."""
     if isinstance(sens, Adjoint):
-        if cm.events is not None:
-            raise SpecError(
-                "the 'adjoint' sensitivity does not implement events (the adjoint's jump at an event); "
-                "use sensitivity='checkpoint' or 'forward'"
-            )
         return adjoint_trajectory(cm, s, sens)
     if isinstance(sens, Forward):
         adjoint = diffrax.ForwardMode()
