@@ -1062,15 +1062,16 @@ def test_julia_normalisation_axes_match_pytorch_semantics(layer_type, args, shap
 
 
 def test_predict_and_rows_read_pyude_jl_layouts(monkeypatch):
-    """PyUDE.jl's predict returns H[row, time, condition] and sigma[row, condition]; the
-    engine hands back (condition, time, row) and (condition, row); rows passes through."""
+    """PyUDE.jl's predict returns H[row, time, condition] and sigma[row, time, condition]
+    (noise scales may read the state); the engine hands back (condition, time, row) for
+    both; rows passes through."""
     from pyude.engines.julia._engine import JuliaEngine
 
     monkeypatch.setattr("pyude.engines.julia._engine.require_julia", lambda: None)  # no Julia here
     engine = JuliaEngine()
     n_rows, n_t, n_c = 3, 4, 2
     H = np.arange(n_rows * n_t * n_c, dtype=float).reshape(n_rows, n_t, n_c)
-    S = np.arange(n_rows * n_c, dtype=float).reshape(n_rows, n_c)
+    S = -np.arange(n_rows * n_t * n_c, dtype=float).reshape(n_rows, n_t, n_c)
     replies = {
         "predict": (H, S, [0, 3], [5.0, 2.5], "boom"),
         "rows": ([1.0, 2.0], [0.1, 0.2], [0, 0], [5.0, 5.0], ""),
@@ -1080,9 +1081,9 @@ def test_predict_and_rows_read_pyude_jl_layouts(monkeypatch):
     cm = types.SimpleNamespace(handle=None)
     s = types.SimpleNamespace(solver="Tsit5", rtol=1e-6, atol=1e-8, max_steps=100)
     (h_out, s_out, codes, t_reached), first = engine.predict(cm, s, "nll", np.zeros(2), {})
-    assert h_out.shape == (n_c, n_t, n_rows) and s_out.shape == (n_c, n_rows)
+    assert h_out.shape == (n_c, n_t, n_rows) and s_out.shape == (n_c, n_t, n_rows)
     assert all(h_out[c, t, r] == H[r, t, c] for c in range(n_c) for t in range(n_t) for r in range(n_rows))
-    assert all(s_out[c, r] == S[r, c] for c in range(n_c) for r in range(n_rows))
+    assert all(s_out[c, t, r] == S[r, t, c] for c in range(n_c) for t in range(n_t) for r in range(n_rows))
     assert codes.dtype == np.int64 and list(codes) == [0, 3] and list(t_reached) == [5.0, 2.5]
     assert engine.last_message == "boom" and first == 1.5
     (h, sigma, codes, _), _ = engine.rows(cm, s, "nll", np.zeros(2), {})

@@ -44,7 +44,7 @@ end
 """
 A model compiled from the spec. `rhs!(du, u, θ, t, inp, chains, states)`,
 `observe(u, θ, t, inp, chains, states)` (declared observables), `initial(p)`,
-`sigma(p)`, `switches(p, t)` and `assign(p, θ, chains, states)` (the spec's assignments,
+`sigma(u, θ, t, inp, chains, states)` (their noise scales), `switches(p, t)` and `assign(p, θ, chains, states)` (the spec's assignments,
 `nothing` without) are RuntimeGeneratedFunctions; `p` is the flat vector in the spec's
 layout, `θ = ComponentArray(p[perm], axes)` the same numbers as the ODE parameter.
 `events` holds the spec's events (events.jl).
@@ -153,7 +153,7 @@ function compile_model(json::AbstractString)
     for (k, name) in enumerate(input_names)
         dynamic[name] = Expr(:ref, :inp, k)
     end
-    # initial values and noise scales read parameters only, from the flat vector p
+    # initial values read parameters only, from the flat vector p
     static = Dict{String, Any}(p => Expr(:ref, :p, j) for (j, p) in enumerate(params))
 
     rhs = Emitter(dynamic, networks)
@@ -192,9 +192,10 @@ function compile_model(json::AbstractString)
     length(y0) == n || spec_error("expected $n initial values, got $(length(y0))")
     initial = make_function([:p], init.body, Expr(:vect, y0...))
 
-    sig = Emitter(static, Dict{String, Tuple{Int, Int, Int}}())
-    sigmas = Any[o["sigma"] === nothing ? :(one(eltype(p))) : emit(sig, o["sigma"]) for o in spec["observables"]]
-    sigma = make_function([:p], sig.body, Expr(:vect, sigmas...))
+    # noise scales read what observables read (an absolute plus relative error reads a state)
+    sig = Emitter(dynamic, networks)
+    sigmas = Any[o["sigma"] === nothing ? :(one(eltype(u))) : emit(sig, o["sigma"]) for o in spec["observables"]]
+    sigma = make_function([:u, :θ, :t, :inp, :chains, :states], sig.body, Expr(:vect, sigmas...))
 
     # d(p, t) is affine in t (checked on the Python side, pyude.engines.jax._compile._time_switches)
     sw = Emitter(merge(static, Dict{String, Any}("t" => :t)), Dict{String, Tuple{Int, Int, Int}}())

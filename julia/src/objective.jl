@@ -218,16 +218,18 @@ end
 """Observables then states at one state `y` (time `t`, inputs `inp`), and their noise scales, at parameters `p`."""
 function point_outputs(m::Model, p, y, t, inp)
     m.n_obs == 0 && return y, ones(m.n_states)
-    h = m.observe(y, theta_of(m, p), t, inp, m.chains, m.states)
-    return vcat(h, y), vcat(m.sigma(p), ones(m.n_states))
+    θ = theta_of(m, p)
+    h = m.observe(y, θ, t, inp, m.chains, m.states)
+    return vcat(h, y), vcat(m.sigma(y, θ, t, inp, m.chains, m.states), ones(m.n_states))
 end
 
 """Observables then states (rows) at every save time (columns), and their noise scales."""
 function outputs(m::Model, c::Condition, pc, Y, ts)
-    m.n_obs == 0 && return Y, ones(m.n_states)
+    m.n_obs == 0 && return Y, ones(m.n_states, length(ts))
     θ = theta_of(m, pc)
     O = reduce(hcat, map(k -> m.observe(Y[:, k], θ, ts[k], c.inputs_at[k], m.chains, m.states), eachindex(ts)))
-    return vcat(O, Y), vcat(m.sigma(pc), ones(m.n_states))
+    Σ = reduce(hcat, map(k -> m.sigma(Y[:, k], θ, ts[k], c.inputs_at[k], m.chains, m.states), eachindex(ts)))
+    return vcat(O, Y), vcat(Σ, ones(m.n_states, length(ts)))
 end
 
 """`(h, σ)` of the condition's data rows: gathered from the (row, time) table, or evaluated
@@ -243,7 +245,7 @@ function measured(m::Model, a::Arrays, c::Condition, Y, pc)
         h, σ_model = map(first, hs), map(last, hs)
     else
         H, sig = outputs(m, c, pc, Y, a.ts)
-        h, σ_model = H[r.lin], sig[r.obs]
+        h, σ_model = H[r.lin], sig[r.lin]
     end
     return h, r.sigma_given .* r.sigma_data .+ (1 .- r.sigma_given) .* σ_model
 end
@@ -365,14 +367,14 @@ end
     predict(m, a, theta, solver, rtol, atol, max_steps)
 
 `(H, sigma, codes, t_reached, message)`: `H[row, time, condition]` (observables then
-states; NaN for a failed condition) and `sigma[row, condition]`.
+states; NaN for a failed condition) and `sigma[row, time, condition]`.
 """
 function predict(m::Model, a::Arrays, theta, solver::AbstractString, rtol, atol, max_steps)
     C, n_rows = length(a.conditions), m.n_obs + m.n_states
     H = fill(NaN, n_rows, length(a.ts), C)
-    S = fill(NaN, n_rows, C)
+    S = fill(NaN, n_rows, length(a.ts), C)
     codes, t_reached, message = solve_conditions(m, a, theta, solver, rtol, atol, max_steps) do k, c, Y, pc
-        H[:, :, k], S[:, k] = outputs(m, c, pc, Y, a.ts)
+        H[:, :, k], S[:, :, k] = outputs(m, c, pc, Y, a.ts)
     end
     return (H, S, codes, t_reached, message)
 end

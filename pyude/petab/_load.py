@@ -5,7 +5,7 @@ r"""PEtab v1 problems -> :class:`pyude.Problem` (tables read with pandas).
   with ``observableTransformation`` x ``noiseDistribution`` mapped onto the noise models
   normal / lognormal / log10normal / laplace / loglaplace / log10laplace (the PEtab
   likelihood, Jacobian term of the log transformations included); ``noiseFormula`` is
-  the noise scale sigma (an expression of parameters).
+  the noise scale sigma (an expression of parameters, species, time and observable ids).
 * **placeholders** ``observableParameter{n}_{observableId}`` and
   ``noiseParameter{n}_{observableId}`` are parameters set per measurement from the
   ``observableParameters`` / ``noiseParameters`` columns (numbers or parameter ids,
@@ -21,9 +21,8 @@ r"""PEtab v1 problems -> :class:`pyude.Problem` (tables read with pandas).
 * **steady-state measurements** (time ``inf``): the simulation continues from the last
   finite data time to a steady state (see :mod:`pyude.engines.jax._steady_state`).
 
-Refused by name: PEtab v2 and several problems in one file, noise formulas that depend
-on states, other noise distributions, other prior types, condition columns that are
-assignment-rule targets.
+Refused by name: PEtab v2 and several problems in one file, other noise distributions,
+other prior types, condition columns that are assignment-rule targets.
 """
 
 from __future__ import annotations
@@ -320,7 +319,11 @@ class _Builder:
         self.priors[name] = {"dist": _PRIORS[kind], "mean": mean, "sd": sd}
 
     # ---------------------------------------------------------------- observables
-    def _formula(self, text, where: str, allowed_placeholders: dict[str, str], states_ok: bool) -> Expr:
+    def _formula(
+        self, text, where: str, allowed_placeholders: dict[str, str], observables: dict[str, Expr] | None = None
+    ) -> Expr:
+        """``text`` as a spec expression: SBML ids, assignment rules substituted, placeholders;
+        ``observables`` (noise formulas): observable ids that may be used, by their formulas."""
         node = _expr.parse(str(text), where)
         node = _rename_calls(node, where)
         sb = self.sbml
@@ -340,20 +343,18 @@ class _Builder:
                 env[s] = Sym(name)
             elif name in sb.species:
                 env[s] = Sym(name)
+            elif observables is not None and s in observables:
+                env[s] = observables[s]
             else:
-                raise PetabError(f"{where}: unknown symbol {s!r} (not a species, parameter, compartment or placeholder)")
-        node = substitute(node, env)
-        if not states_ok:
-            bad = (_expr.symbols(node) - set(self.params)) - set(allowed_placeholders.values())
-            if bad:
-                raise PetabError(
-                    f"{where}: a noise formula that depends on {sorted(bad)} (states, time or observables) is not supported"
-                )
-        return node
+                known = "a species, parameter, compartment, placeholder" + (" or observable" if observables else "")
+                raise PetabError(f"{where}: unknown symbol {s!r} (not {known})")
+        return substitute(node, env)
 
     def observables(self, df: pd.DataFrame, origin) -> None:
         _need(df, ("observableId", "observableFormula", "noiseFormula"), origin[0][0])
         taken = set(self.sbml.states) | set(self.params)
+        formulas: dict[str, Expr] = {}
+        noise: dict[str, tuple[Any, str, list[str]]] = {}
         for k, row in df.iterrows():
             f, r = origin[k]
             oid = str(row["observableId"]).strip()
@@ -373,17 +374,19 @@ class _Builder:
                 if ph in taken:
                     raise PetabError(f"{where}: placeholder {ph!r} collides with a model id")
                 self.params[ph] = 1.0  # always set per measurement
-            formula = self._formula(formula_text, f"{where}, observableFormula", {p: p for p in obs_ph}, True)
-            sigma = self._formula(noise_text, f"{where}, noiseFormula", {p: p for p in noise_ph}, False)
+            formula = self._formula(formula_text, f"{where}, observableFormula", {p: p for p in obs_ph})
             name = oid if _valid_name(oid) and oid not in taken else _fresh(oid + "_obs", taken)
             taken.add(name)
             self.obs_names[oid] = name
             self.placeholders[oid] = (obs_ph, noise_ph)
-            self.obs[name] = {
-                "formula": _expr.to_string(formula),
-                "noise": _NOISE[(trafo, dist)],
-                "sigma": _expr.to_string(sigma),
-            }
+            formulas[oid] = formula
+            noise[oid] = (noise_text, f"{where}, noiseFormula", noise_ph)
+            self.obs[name] = {"formula": _expr.to_string(formula), "noise": _NOISE[(trafo, dist)]}
+        # a noise formula may read states, time and observables (by their formulas), e.g. an
+        # absolute plus relative error `noiseParameter1_obs + noiseParameter2_obs * obs`
+        for oid, (text, where, noise_ph) in noise.items():
+            sigma = self._formula(text, where, {p: p for p in noise_ph}, formulas)
+            self.obs[self.obs_names[oid]]["sigma"] = _expr.to_string(sigma)
 
     # ---------------------------------------------------------------- experiments
     def experiments(self, cond_df, cond_origin, meas_df, meas_origin):

@@ -287,7 +287,7 @@ class SciML:
             if tid in self.entities:
                 continue
             name = b.name(tid)
-            node = b._formula(text, f"{where}, targetValue", {}, True)
+            node = b._formula(text, f"{where}, targetValue", {})
             dynamic = bool(_expr.net_calls(node)) or not (_expr.symbols(node) <= set(b.params))
             if name in b.sbml.states or name in b.sbml.species:
                 if dynamic:
@@ -316,7 +316,7 @@ class SciML:
             text, where = self.hyb[e.pid]
             if text == ARRAY:
                 raise PetabError(f"{where}: {e.pid!r} is one element ({e.target}); an array fills a whole input")
-            node = b._formula(text, f"{where}, targetValue", {}, True)
+            node = b._formula(text, f"{where}, targetValue", {})
             if static and (_expr.net_calls(node) or not _expr.symbols(node) <= set(b.params)):
                 raise PetabError(f"{where}: an input of pre-initialization network {e.net!r} must depend on "
                                  f"parameters only, not on states or time")

@@ -72,8 +72,10 @@ class Observable:
     """What is measured: ``formula`` h(t, x, p, u) with a noise model.
 
     ``noise`` is ``None`` for a plain observable (least squares), else one of
-    :data:`NOISE_MODELS`; ``sigma`` is the noise scale, an expression of parameters
-    (``None``: 1, or the data's ``sigma`` column).
+    :data:`NOISE_MODELS`; ``sigma`` is the noise scale, an expression of the same
+    symbols as the formula (parameters, states, inputs, ``t``, network calls), e.g.
+    ``sigma_abs + sigma_rel * pERK`` for an absolute plus relative error (``None``: 1, or
+    the data's ``sigma`` column).
     """
 
     name: str
@@ -286,7 +288,7 @@ class Model:
             if noise == "poisson":
                 raise SpecError(f"{where}.sigma: a poisson observable has no sigma (its variance is its mean)")
             sigma_node = _expr.parse(sigma, f"{where}.sigma")
-            _expr.check(sigma_node, f"{where}.sigma", set(self.parameters), {})
+            _expr.check(sigma_node, f"{where}.sigma", names, nets)
         return Observable(name, node, formula, noise, sigma_node, sigma)
 
     def _parse_parameter(self, name, p) -> Parameter:

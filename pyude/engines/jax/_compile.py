@@ -192,13 +192,15 @@ class CompiledModel:
     inputs: tuple[InputData, ...]
     jump_ts: np.ndarray  # input knots: the step-size controller must not step over them
     observe: Callable | None = None  # (t, y, args) -> declared observables h, in spec order
-    sigma: Callable | None = None  # p -> their noise scales (1 where none is declared)
+    sigma: Callable | None = None  # (t, y, args) -> their noise scales (1 where none is declared)
     cache: dict = field(default_factory=dict)
     # p -> times where the right-hand side switches (piecewise on t), or None: jump times too
     breakpoints: Callable | None = None
     events: Any = None  # the spec's events (a _events.CompiledEvents), or None
     # p -> p with the spec's assignments evaluated (once per condition, before the solve); None: none
     assignments: Callable | None = None
+    # some noise scale reads a state, t, an input or a network: evaluated at every time point
+    sigma_varies: bool = False
 
     def assign(self, p):
         """``p`` with every assigned parameter set (the identity for a model without assignments)."""
@@ -353,8 +355,8 @@ def compile_function_model(model: FunctionModel) -> CompiledModel:
     def observe(t, y, args):
         return jnp.zeros((0,), y.dtype)
 
-    def sigma(p):
-        return jnp.zeros((0,), p.dtype)
+    def sigma(t, y, args):
+        return jnp.zeros((0,), y.dtype)
 
     return CompiledModel(model, rhs, initial, (), np.zeros((0,)), observe, sigma)
 
@@ -461,11 +463,17 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
         ev = _Evaluator(env_of(t, y, p, u), bound_nets(p), gatherer(p))
         return jnp.stack([ev(o.formula) for o in obs]).astype(y.dtype) if obs else jnp.zeros((0,), y.dtype)
 
-    def sigma(p):
-        ev = _Evaluator(params_env(p), {})
-        return jnp.stack([ev(o.sigma) if o.sigma is not None else jnp.ones((), p.dtype) for o in obs]).astype(
-            p.dtype
-        ) if obs else jnp.zeros((0,), p.dtype)
+    def sigma(t, y, args):
+        p, u = args
+        ev = _Evaluator(env_of(t, y, p, u), bound_nets(p), gatherer(p))
+        return jnp.stack([ev(o.sigma) if o.sigma is not None else jnp.ones((), y.dtype) for o in obs]).astype(
+            y.dtype
+        ) if obs else jnp.zeros((0,), y.dtype)
+
+    params = set(model.parameters)
+    sigma_varies = any(
+        o.sigma is not None and (bool(_expr.symbols(o.sigma) - params) or bool(_expr.net_calls(o.sigma))) for o in obs
+    )
 
     inputs = tuple(input_data(u) for u in model.inputs.values())
     knots = [u.times for u in model.inputs.values()]
@@ -498,6 +506,7 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
     return CompiledModel(
         model, rhs, jax.jit(initial), inputs, jump_ts, observe, sigma, breakpoints=breakpoints,
         assignments=None if assignments is None else jax.jit(assignments), events=events,
+        sigma_varies=sigma_varies,
     )
 
 

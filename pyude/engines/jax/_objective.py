@@ -143,7 +143,8 @@ def _segments(trajectory: Callable, ms, ts, t0, y0, starts, p, u):
 
 
 def _predict_all(cm: CompiledModel, s: Settings, trajectory: Callable):
-    """``(z, a, starts) -> (H (C, T', n_obs), sigma (C, n_obs), codes (C,), t_reached (C,), gap (C,),
+    """``(z, a, starts) -> (H (C, T', n_obs), sigma (C, n_obs) or (C, T', n_obs) where a noise scale
+    varies in time (``cm.sigma_varies``), codes (C,), t_reached (C,), gap (C,),
     ys (C, T', n), p (C, n_p), u, ts (C, T'))``: ``ys``, ``p``, ``u`` and ``ts`` are each
     condition's states, parameters, inputs and times (for per-measurement evaluation);
     ``T' = T + 1`` with steady-state measurements (``a["cond"]["post"]``), else ``T``.
@@ -184,7 +185,10 @@ def _predict_all(cm: CompiledModel, s: Settings, trajectory: Callable):
         code = jnp.where(pre_code != 0, pre_code, code)
         t_reached = jnp.where(pre_code != 0, a["t0"], t_reached)
         H = jax.vmap(lambda t, y: jnp.concatenate([cm.observe(t, y, (p_c, u_c)), y]))(ts, ys)
-        sig = jnp.concatenate([cm.sigma(p_c), jnp.ones_like(y0)])
+        if cm.sigma_varies:  # (T', rows): at every time point
+            sig = jax.vmap(lambda t, y: jnp.concatenate([cm.sigma(t, y, (p_c, u_c)), jnp.ones_like(y)]))(ts, ys)
+        else:  # (rows,): of the parameters alone
+            sig = jnp.concatenate([cm.sigma(a["t0"], y0, (p_c, u_c)), jnp.ones_like(y0)])
         return H, sig, code, t_reached, gap, ys, p_c, u_c, ts
 
     def predict(z, a, starts=None):
@@ -223,11 +227,14 @@ def _measured(cm: CompiledModel, out, a):
         g = d["grid"]
         shape = (g["c"].shape[0], g["t"].shape[0], g["o"].shape[0])
         h = jax.lax.dynamic_slice(H, g["start"], shape).reshape(-1)
-        sig = jax.lax.dynamic_slice(SIG, (g["start"][0], g["start"][2]), (shape[0], shape[2]))
-        sigma = jnp.broadcast_to(sig[:, None, :], shape).reshape(-1)
+        if SIG.ndim == 3:
+            sigma = jax.lax.dynamic_slice(SIG, g["start"], shape).reshape(-1)
+        else:
+            sig = jax.lax.dynamic_slice(SIG, (g["start"][0], g["start"][2]), (shape[0], shape[2]))
+            sigma = jnp.broadcast_to(sig[:, None, :], shape).reshape(-1)
     elif "row" not in d:
         h = H[d["cond"], d["time"], d["obs"]]
-        sigma = SIG[d["cond"], d["obs"]]
+        sigma = SIG[d["cond"], d["time"], d["obs"]] if SIG.ndim == 3 else SIG[d["cond"], d["obs"]]
     else:
         r = d["row"]
 
@@ -237,7 +244,7 @@ def _measured(cm: CompiledModel, out, a):
             u = jax.tree.map(lambda x: x[c], U)
             y = ys[c, i]
             hs = jnp.concatenate([cm.observe(TS[c, i], y, (p, u)), y])
-            sg = jnp.concatenate([cm.sigma(p), jnp.ones_like(y)])
+            sg = jnp.concatenate([cm.sigma(TS[c, i], y, (p, u)), jnp.ones_like(y)])
             return hs[o], sg[o]
 
         h, sigma = jax.vmap(one)(d["cond"], d["time"], d["obs"], r["fixed"], r["value"], r["source"])

@@ -211,9 +211,9 @@ class JuliaEngine:
         return [np.array(v, dtype=float) for v in values], np.array(codes, dtype=np.int64), np.array(t_reached, dtype=float), first
 
     def predict(self, cm, s, mode: str, theta, arrays):
-        """``((H (C, T, rows), sigma (C, rows), codes, t_reached), first-call seconds)``."""
+        """``((H (C, T, rows), sigma (C, T, rows), codes, t_reached), first-call seconds)``."""
         (H, S), codes, t_reached, first = self._evaluate(cm, s, mode, "predict", theta, arrays)
-        return (np.transpose(H, (2, 1, 0)), S.T, codes, t_reached), first
+        return (np.transpose(H, (2, 1, 0)), np.transpose(S, (2, 1, 0)), codes, t_reached), first
 
     def rows(self, cm, s, mode: str, theta, arrays):
         """``((h, sigma, codes, t_reached), first-call seconds)``: every data row's prediction and noise scale."""
