@@ -306,8 +306,20 @@ def test_petab_problem_with_events(tmp_path):
     assert np.allclose(sim, [x3[0], 8.0 - t_on, x3[1]], rtol=1e-8)
 
 
+def test_petab_table_sets_the_initial_value_of_an_event_assigned_parameter(tmp_path):
+    # s is 0 in the SBML file and set to 1 by the event switch_on; the table starts it at 0.25
+    table = "k\tlog10\t0.01\t10\t0.5\t1\ns\tlin\t0\t10\t0.25\t1\n"
+    pr = pyude.petab.load(_petab(tmp_path, parameters=table), solver="Tsit5", rtol=1e-10, atol=1e-12)
+    assert "s" in pr.model.parameters and "s_state" in pr.model.states and "s" in pr.estimation.names
+    k, tau, thr = 0.5, 2.0, 0.3
+    t_on = tau + np.log((np.exp(-k * tau) + 1.0) / thr) / k
+    y8 = 0.25 * t_on + (8.0 - t_on)  # Y grows at rate s: 0.25 until the event, then 1
+    sim = pr.simulate(pr.nominal_params())["simulation"].to_numpy()
+    assert sim[1] == pytest.approx(y8, rel=1e-8)
+    _, grad = pr.value_and_grad(pr.nominal_params())
+    assert grad["s"] == pytest.approx(-(2.9 - y8) / 0.1**2 * t_on, rel=1e-6)  # dY(8)/ds = t_on
+
+
 def test_petab_refusals_with_events(tmp_path):
-    with pytest.raises(PetabError, match=r"'s'\): parameter 's' is assigned by an SBML event"):
-        pyude.petab.load(_petab(tmp_path, parameters="s\tlin\t0\t10\t0\t1\n"))
     with pytest.raises(PetabError, match=r"preequilibration \('c2'\) of a model with events is not supported"):
         pyude.petab.load(_petab(tmp_path, pre="c2"))

@@ -217,8 +217,8 @@ def load(
     sbml_files = prob.get("sbml_files") or []
     if len(sbml_files) != 1:
         raise PetabError(f"{path}: expected exactly one SBML file, found {len(sbml_files)}")
-    sbml = read_sbml(base / sbml_files[0])
     params_df, params_origin = _tables(base, raw.get("parameter_file"), "parameter")
+    sbml = read_model(base / sbml_files[0], params_df)
     obs_df, obs_origin = _tables(base, prob.get("observable_files"), "observable")
     cond_df, cond_origin = _tables(base, prob.get("condition_files"), "condition")
     meas_df, meas_origin = _tables(base, prob.get("measurement_files"), "measurement")
@@ -251,6 +251,15 @@ def load(
     return problem
 
 
+def read_model(path: Path, params_df: pd.DataFrame):
+    """The SBML model, with the initial values of event-assigned parameters that the
+    parameter table lists kept as parameters of those ids (:func:`read_sbml`)."""
+    sbml = read_sbml(path)
+    listed = {str(p).strip() for p in params_df.get("parameterId", [])}
+    changed = sorted(p for p in listed if sbml.name(p) in sbml.event_parameters)
+    return read_sbml(path, initial_parameters=changed) if changed else sbml
+
+
 class _Builder:
     """Collects the spec's parameters, observables and the data/conditions frames."""
 
@@ -279,8 +288,8 @@ class _Builder:
             pid = str(row["parameterId"]).strip()
             name = self.name(pid)
             where += f" ({pid!r})"
-            if name in sb.event_parameters:
-                raise PetabError(f"{where}: parameter {pid!r} is assigned by an SBML event (a state here): not supported")
+            # a parameter that events change: the entry is its initial value (read_model)
+            name = sb.initial_parameters.get(pid, name)
             if name in sb.species or name in sb.compartments or name in sb.rules or name in sb.states:
                 raise PetabError(f"{where}: a parameter table entry must not be a species, compartment or rule target")
             scale = str(row["parameterScale"]).strip()

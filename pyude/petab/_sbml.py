@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,9 @@ class SbmlModel:
     rules: dict[str, Expr]  # assignment rules, fully substituted (may depend on t, states, parameters)
     rename: dict[str, str] = field(default_factory=dict)  # SBML id -> spec name, where they differ
     event_parameters: set[str] = field(default_factory=set)  # SBML parameters made states: events assign them
+    # such parameters whose initial value is a parameter of its own (read_sbml's initial_parameters):
+    # SBML id -> that parameter's name (the state is renamed <id>_state)
+    initial_parameters: dict[str, str] = field(default_factory=dict)
 
     def name(self, sbml_id: str) -> str:
         return self.rename.get(sbml_id, sbml_id)
@@ -228,8 +232,13 @@ def _reserved(name: str) -> bool:
     return name == _expr.TIME or name in _expr.RESERVED
 
 
-def read_sbml(path: str | Path) -> SbmlModel:
-    """Convert an SBML file into a spec dict (see the module docstring)."""
+def read_sbml(path: str | Path, initial_parameters: Collection[str] = ()) -> SbmlModel:
+    """Convert an SBML file into a spec dict (see the module docstring).
+
+    ``initial_parameters``: ids of SBML parameters that events assign whose initial value
+    must stay a parameter under its own id (PEtab's parameter table lists them, to fix or
+    estimate that value): the time-varying quantity becomes the state ``<id>_state`` (what
+    every formula reads), starting from the parameter ``<id>``."""
     path = Path(path)
     if not path.is_file():
         raise PetabError(f"SBML file {str(path)!r} not found")
@@ -254,6 +263,15 @@ def read_sbml(path: str | Path) -> SbmlModel:
             while new in used or _reserved(new):
                 new += "_"
             rename[ident] = new
+
+    split: dict[str, str] = {}  # state name -> the parameter holding its initial value
+    for ident in sorted(set(initial_parameters)):
+        base = rename.get(ident, ident)
+        new = base + "_state"
+        while new in used or _reserved(new) or new in rename.values():
+            new += "_"
+        rename[ident] = new
+        split[new] = base
 
     def nm(ident: str) -> str:
         return rename.get(ident, ident)
@@ -294,6 +312,8 @@ def read_sbml(path: str | Path) -> SbmlModel:
             continue
         if pid in rate or pid in event_targets:
             param_states.append(pid)  # its SBML value is its initial value (set below)
+            if pid in split:
+                parameters[split[pid]] = float(p.getValue() if p.isSetValue() else 0.0)
         else:
             parameters[pid] = float(p.getValue() if p.isSetValue() else 0.0)
 
@@ -319,7 +339,7 @@ def read_sbml(path: str | Path) -> SbmlModel:
     for p in m.getListOfParameters():
         pid = nm(p.getId())
         if pid in rate or pid in event_targets:
-            init[pid] = Num(float(p.getValue() if p.isSetValue() else 0.0))
+            init[pid] = Sym(split[pid]) if pid in split else Num(float(p.getValue() if p.isSetValue() else 0.0))
     for ia in m.getListOfInitialAssignments():
         sym = nm(ia.getSymbol())
         node = rn(r.math(ia.getMath(), f"initial assignment of {ia.getSymbol()!r}"))
@@ -388,6 +408,7 @@ def read_sbml(path: str | Path) -> SbmlModel:
     return SbmlModel(
         spec, states, dict(parameters), set(compartments), species_set, rules, rename,
         event_parameters=set(param_states) & event_targets - set(rate),
+        initial_parameters={sid: split[rename[sid]] for sid in initial_parameters},
     )
 
 

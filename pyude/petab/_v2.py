@@ -2,7 +2,7 @@ r"""PEtab v2 problems (with the PEtab SciML extension) -> :class:`~pyude.petab.P
 
 What is read (tables with pandas, YAML with safe loading; see docs/petab.md):
 
-* ``model_files``: one SBML model (:func:`~pyude.petab._sbml.read_sbml`).
+* ``model_files``: one SBML model (:func:`~pyude.petab._load.read_model`).
 * **parameters**: as in v1 (``estimate`` ``0/1`` or ``true/false``; ``parameterScale`` lin
   if absent); priors from ``priorDistribution`` / ``priorParameters``: ``normal``,
   ``logNormal`` (``log-normal``) and ``uniform``, on the linear scale. Rows that the
@@ -34,8 +34,7 @@ import pandas as pd
 from ..problem._problem import Problem
 from ..spec._model import Model
 from ._errors import PetabError
-from ._load import PetabProblem, _Builder, _empty, _float, _need, _read_tsv, _tables
-from ._sbml import read_sbml
+from ._load import PetabProblem, _Builder, _empty, _float, _need, _read_tsv, _tables, read_model
 
 _KEYS = ("format_version", "id", "model_files", "parameter_files", "observable_files", "measurement_files",
          "condition_files", "experiment_files", "mapping_files", "extensions")
@@ -71,9 +70,8 @@ def load_v2(path: Path, raw: dict, *, solver: str, rtol: float, atol: float, max
     language = str(model_entry.get("language", "sbml")).lower()
     if language != "sbml":
         raise PetabError(f"{path}: model_files.{model_id}: model language {language!r} is not supported (only sbml)")
-    sbml = read_sbml(base / model_entry["location"])
-
     params_df, params_origin = _tables(base, raw.get("parameter_files"), "parameter")
+    sbml = read_model(base / model_entry["location"], params_df)
     obs_df, obs_origin = _tables(base, raw.get("observable_files"), "observable")
     meas_df, meas_origin = _tables(base, raw.get("measurement_files"), "measurement")
     cond_df, cond_origin = _tables(base, raw.get("condition_files"), "condition", required=False)
