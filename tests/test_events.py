@@ -255,6 +255,23 @@ def test_sbml_events_are_imported_and_solved(tmp_path):
     assert np.allclose(sol.y[:, 2], (ts > t_on).astype(float))
 
 
+def test_sbml_event_priorities_order_simultaneous_events(tmp_path):
+    from pyude.petab._sbml import read_sbml
+
+    def extra(m, event, L):
+        # at t = 1 both set X: SBML runs "high" first, so "low" runs last and its value stays
+        for eid, value, prio in (("high", "5", "10"), ("low", "7", "1")):
+            event(eid, "time >= 1", {"X": value}).createPriority().setMath(L.parseL3Formula(prio))
+        for e, prio in zip(m.getListOfEvents(), ("3", "2")):  # bolus, switch_on
+            if not e.isSetPriority():
+                e.createPriority().setMath(L.parseL3Formula(prio))
+
+    sb = read_sbml(_sbml(tmp_path, extra))
+    assert [e["id"] for e in sb.spec["events"]] == ["high", "bolus", "switch_on", "low"]
+    x = pyude.solve(pyude.Model.from_dict(sb.spec), np.array([1.0, 1.5]), **TIGHT).y[:, 0]
+    assert x == pytest.approx([7.0, 7.0 * np.exp(-0.5 * 0.5)], rel=1e-8)
+
+
 @pytest.mark.parametrize(
     "extra, match",
     [
@@ -263,7 +280,9 @@ def test_sbml_events_are_imported_and_solved(tmp_path):
         (lambda m, event, L: event("both", "(time > 1) && (X < 2)", {"X": "0"}),
          r"a trigger other than one comparison .* \('both'\) is not supported"),
         (lambda m, event, L: event("prio", "time > 1", {"X": "0"}).createPriority().setMath(L.parseL3Formula("1")),
-         r"event priorities \(with more than one event\) \('prio'\) is not supported"),
+         r"event priorities that are not constant numbers .* \('bolus'\) is not supported"),
+        (lambda m, event, L: [e.createPriority().setMath(L.parseL3Formula("k")) for e in m.getListOfEvents()],
+         r"event priorities that are not constant numbers"),
         (lambda m, event, L: event("comp", "time > 1", {"C": "3"}),
          r"compartments"),
     ],

@@ -417,17 +417,38 @@ _TRIGGERS = ("lt", "le", "gt", "ge")
 
 def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], compartments: set[str]) -> list[dict]:
     """SBML events as spec events: a trigger that is one comparison, assignments to states
-    (species, or parameters made states), evaluated at the trigger time. Delays, priorities
-    among several events, and other triggers are refused by name."""
+    (species, or parameters made states), evaluated at the trigger time. Delays, other
+    triggers and priorities other than constant numbers are refused by name.
+
+    Priorities order simultaneous events: SBML executes them from the highest priority
+    down, each with the values at the trigger time, so the lowest priority's assignment to
+    a shared target is the one that stays; the spec applies simultaneous events in its
+    list order, so the events are listed by decreasing priority."""
     out: list[dict] = []
+    priority: list[float] = []
     n = m.getNumEvents()
+    prioritised = any(m.getEvent(k).isSetPriority() for k in range(n))
     for k in range(n):
         ev = m.getEvent(k)
         eid = ev.getId() or f"event {k}"
         if ev.isSetDelay():
             raise r.refuse("event delays", eid)
-        if ev.isSetPriority() and n > 1:
-            raise r.refuse("event priorities (with more than one event)", eid)
+        rank = 0.0
+        if prioritised and n > 1:
+            prio = ev.getPriority() if ev.isSetPriority() else None
+            value = None if prio is None or prio.getMath() is None else _simplify(
+                substitute(rn(r.math(prio.getMath(), f"priority of event {eid!r}")), rules))
+            if not isinstance(value, Num):
+                raise r.refuse("event priorities that are not constant numbers (with more than one event, "
+                               "every event needs one)", eid)
+            trig = ev.getTrigger()
+            if trig is not None and trig.isSetPersistent() and not trig.getPersistent():
+                # a higher-priority event could make its trigger false before it executes
+                raise r.refuse("non-persistent triggers of prioritised events", eid)
+            if not ev.getUseValuesFromTriggerTime():
+                # its values would be read after the higher-priority events ran, not at y-
+                raise r.refuse("prioritised events with useValuesFromTriggerTime false", eid)
+            rank = -value.value
         trig = ev.getTrigger()
         if trig is None or trig.getMath() is None:
             raise PetabError(f"{r.path}: event {eid!r} has no trigger")
@@ -450,6 +471,11 @@ def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], com
         # SBML Level 2 has no initialValue: its triggers cannot fire at the start (as initialValue true)
         entry["initial_value"] = bool(trig.getInitialValue()) if trig.isSetInitialValue() else True
         out.append(entry)
+        priority.append(rank)
+    if prioritised:
+        # stable: events of equal priority keep the file's order (SBML leaves it open)
+        order = sorted(range(len(out)), key=lambda i: priority[i])
+        out = [out[i] for i in order]
     return out
 
 
