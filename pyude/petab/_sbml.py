@@ -433,6 +433,7 @@ def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], com
         eid = ev.getId() or f"event {k}"
         if ev.isSetDelay():
             raise r.refuse("event delays", eid)
+        trig = ev.getTrigger()
         rank = 0.0
         if prioritised and n > 1:
             prio = ev.getPriority() if ev.isSetPriority() else None
@@ -441,7 +442,6 @@ def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], com
             if not isinstance(value, Num):
                 raise r.refuse("event priorities that are not constant numbers (with more than one event, "
                                "every event needs one)", eid)
-            trig = ev.getTrigger()
             if trig is not None and trig.isSetPersistent() and not trig.getPersistent():
                 # a higher-priority event could make its trigger false before it executes
                 raise r.refuse("non-persistent triggers of prioritised events", eid)
@@ -449,7 +449,6 @@ def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], com
                 # its values would be read after the higher-priority events ran, not at y-
                 raise r.refuse("prioritised events with useValuesFromTriggerTime false", eid)
             rank = -value.value
-        trig = ev.getTrigger()
         if trig is None or trig.getMath() is None:
             raise PetabError(f"{r.path}: event {eid!r} has no trigger")
         where = f"trigger of event {eid!r}"

@@ -305,12 +305,11 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
         out, firings = forward(ts, t0, y0, p, u)
         return out, (ts, t0, y0, out[0], p, u, switch, firings)
 
-    def knots_with_events(ts, t0, y0, ys, p, u, firings):
+    def knots_with_events(ts, t0, y_start, ys, firings):
         """The save times and the event times in one increasing sequence, each with the state
         just after it: ``(times, states, save index (-1: an event), state before, firing)``,
         and per save time whether an event fired there."""
         n = ts.shape[0]
-        _, y_start = initial_firings(ev, t0, y0, p, u)
         fired = jnp.any(firings.fire, axis=1)
         times = jnp.concatenate([jnp.where(fired, firings.t, t0), ts])
         states = jnp.concatenate([jnp.where(fired[:, None], firings.y_plus, y_start), ys])
@@ -323,7 +322,7 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
         rank = jnp.concatenate([jnp.where(fired, 1, 0), jnp.full((n,), 2)])
         order = jnp.lexsort((rank, times))
         at_event = jnp.any(fired[None, :] & (firings.t[None, :] == ts[:, None]), axis=1)
-        return y_start, times[order], states[order], save[order], before[order], fire[order], at_event
+        return times[order], states[order], save[order], before[order], fire[order], at_event
 
     def bwd(res, cts):
         ts, t0, y0, ys, p, u, switch, firings = res
@@ -332,7 +331,8 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
             y_start, times, states, save = y0, ts, ys, jnp.arange(ts.shape[0])
             at_event = jnp.zeros(ts.shape, bool)
         else:
-            y_start, times, states, save, before, fire, at_event = knots_with_events(ts, t0, y0, ys, p, u, firings)
+            fire0, y_start = initial_firings(ev, t0, y0, p, u)
+            times, states, save, before, fire, at_event = knots_with_events(ts, t0, y_start, ys, firings)
         knots = jnp.concatenate([jnp.reshape(t0, (1,)), times])
         starts = jnp.concatenate([y_start[None], states[:-1]])
 
@@ -367,7 +367,6 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
         (lam, mu, ok, ts_bar), _ = jax.lax.scan(step, init, jnp.arange(times.shape[0], 0, -1))
         if firings is not None:
             # events that fire at t0 map y0 to the start state
-            fire0, _ = initial_firings(ev, t0, y0, p, u)
             _, vjp0 = jax.vjp(lambda y, q: ev.assign(t0, y, q, u, fire0), y0, p)
             lam0, mu0 = vjp0(lam)
             lam, mu = jnp.where(jnp.any(fire0), lam0, lam), jnp.where(jnp.any(fire0), mu + mu0, mu)

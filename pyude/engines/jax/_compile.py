@@ -481,7 +481,7 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
     rhs_exprs = list(model.equations.values()) if model.equations is not None else [
         e for r in model.reactions for e in (r.rate, r.reverse_rate) if e is not None
     ]
-    switches = _time_switches(rhs_exprs, set(model.parameters))
+    switches = _time_switches(rhs_exprs, params)
     breakpoints = None
     if switches:
 
