@@ -240,4 +240,3 @@ def solve_with_events(
     if record:
         return ys, code, t, stats, Firings(*ends)
     return ys, code, t, stats
-
