@@ -254,10 +254,7 @@ def load(
 def read_model(path: Path, params_df: pd.DataFrame):
     """The SBML model, with the initial values of event-assigned parameters that the
     parameter table lists kept as parameters of those ids (:func:`read_sbml`)."""
-    sbml = read_sbml(path)
-    listed = {str(p).strip() for p in params_df.get("parameterId", [])}
-    changed = sorted(p for p in listed if sbml.name(p) in sbml.event_parameters)
-    return read_sbml(path, initial_parameters=changed) if changed else sbml
+    return read_sbml(path, initial_parameters={str(p).strip() for p in params_df.get("parameterId", [])})
 
 
 class _Builder:

@@ -235,10 +235,10 @@ def _reserved(name: str) -> bool:
 def read_sbml(path: str | Path, initial_parameters: Collection[str] = ()) -> SbmlModel:
     """Convert an SBML file into a spec dict (see the module docstring).
 
-    ``initial_parameters``: ids of SBML parameters that events assign whose initial value
-    must stay a parameter under its own id (PEtab's parameter table lists them, to fix or
+    ``initial_parameters``: ids (PEtab's parameter table) whose initial value must stay a
+    parameter under its own id where they are SBML parameters that events assign (to fix or
     estimate that value): the time-varying quantity becomes the state ``<id>_state`` (what
-    every formula reads), starting from the parameter ``<id>``."""
+    every formula reads), starting from the parameter ``<id>``. Other ids are ignored."""
     path = Path(path)
     if not path.is_file():
         raise PetabError(f"SBML file {str(path)!r} not found")
@@ -264,8 +264,15 @@ def read_sbml(path: str | Path, initial_parameters: Collection[str] = ()) -> Sbm
                 new += "_"
             rename[ident] = new
 
+    # the ids that events assign among the plain parameters (as `event_parameters` below)
+    rules_of = [m.getRule(i) for i in range(m.getNumRules())]
+    assigned_by_events = (
+        {ea.getVariable() for ev in m.getListOfEvents() for ea in ev.getListOfEventAssignments()}
+        & {p.getId() for p in m.getListOfParameters()}
+    ) - {rule.getVariable() for rule in rules_of if rule.isRate() or rule.isAssignment()}
     split: dict[str, str] = {}  # state name -> the parameter holding its initial value
-    for ident in sorted(set(initial_parameters)):
+    initial_parameters = sorted(set(initial_parameters) & assigned_by_events)
+    for ident in initial_parameters:
         base = rename.get(ident, ident)
         new = base + "_state"
         while new in used or _reserved(new) or new in rename.values():
