@@ -209,6 +209,43 @@ def test_mass_action_arrays_equal_scalar_code(monkeypatch, form):
     vjp = [jax.grad(lambda y, p: w @ f(y, p), argnums=(0, 1))(y, p) for f in (f_vec, f_sca)]
     for a, b in zip(*vjp):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    # a batch of states (n_states, 5), both forms, equals the right-hand side column by column
+    Y = jnp.asarray(rng.uniform(0.2, 2.0, (n, 5)))
+    for f in (f_vec, f_sca):
+        np.testing.assert_allclose(f(Y, p), jax.vmap(f, in_axes=(1, None), out_axes=1)(Y, p), rtol=1e-13, atol=1e-14)
+
+
+def test_right_hand_side_evaluates_a_batch_of_states():
+    """States of shape (n_states, *batch): networks take one matrix product per layer, a
+    constant equation broadcasts, and/or/piecewise act per batch element; equal to the
+    right-hand side of each column (vmap) to round-off."""
+    import jax
+
+    from pyude.engines.jax._compile import compile_model
+
+    spec = {
+        "name": "batched",
+        "states": ["x", "y", "z"],
+        "parameters": {"k": 0.3, "c": 1.5},
+        "networks": {"nn": {"inputs": 3, "layers": [{"units": 8, "activation": "tanh"}, {"units": 2}]}},
+        "equations": {
+            "x": "nn(x, y, c)[0] - k*x",
+            "y": "nn(x, y, c)[1] + piecewise(1, and(gt(x, 0), lt(y, 0.5)), -1)",
+            "z": "-k",  # no state: a scalar beside the batch
+        },
+    }
+    model = pyude.Model.from_dict(spec)
+    cm = compile_model(model)
+    p = jnp.asarray(model.flatten(model.init_params(seed=3)))
+    Y = jnp.asarray(np.random.default_rng(0).uniform(-1.0, 1.0, (3, 4, 6)))
+    f = lambda y: cm.rhs(0.2, y, (p, ()))  # noqa: E731
+    batched = f(Y)
+    assert batched.shape == (3, 4, 6)
+    columns = jax.vmap(jax.vmap(f, in_axes=1, out_axes=1), in_axes=2, out_axes=2)(Y)
+    np.testing.assert_allclose(batched, columns, rtol=1e-13, atol=1e-14)
+    branch = np.where((np.asarray(Y[0]) > 0) & (np.asarray(Y[1]) < 0.5), 1.0, -1.0)
+    assert len(np.unique(branch)) == 2  # both branches taken
+    np.testing.assert_allclose(np.asarray(batched[2]), -0.3)
 
 
 def test_inputs_interpolation():

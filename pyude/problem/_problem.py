@@ -193,7 +193,8 @@ class Problem:
 
     def _arrays(self, z: np.ndarray, est: Estimation, y0_fixed, y0_value, ts=None) -> dict[str, Any]:
         # a training loop calls this every step: the estimation's arrays go to the device
-        # once, the per-call ones in one transfer
+        # once; the per-call ones stay numpy, which the compiled call's C++ dispatch
+        # transfers faster than a separate device_put (~0.3 ms a call)
         cached = self._est_device.get(id(est))
         if cached is None or cached[0] is not est:
             cached = (
@@ -214,7 +215,7 @@ class Problem:
             "y0_fixed": np.asarray(y0_fixed & ~est.y0_estimated),
             "y0_value": np.asarray(y0_value, dtype=np.float64),
         }
-        return {**cached[1], **jax.device_put(per_call), **self._data_arrays(ts)}
+        return {**cached[1], **per_call, **self._data_arrays(ts)}
 
     def _data_arrays(self, ts=None) -> dict[str, Any]:
         """The objective's arrays that do not depend on the parameters (conditions, data,
@@ -472,7 +473,7 @@ class Problem:
             z[n_p:] = values
         est = self._linear_estimation(initial_states)
         arrays = self._arrays(z, est, mask, values)
-        out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, jnp.asarray(z[est.index]), arrays)
+        out, ct = self.engine.objective(self._cm, self.settings, sens, self.mode, z[est.index], arrays)
         self._record(f"compile_time_{sens.name}", ct)
         value, g, _, codes, t_reached = out
         self._check(value, g, codes, t_reached, sens)

@@ -62,6 +62,12 @@ def _piecewise(*a):
     return out
 
 
+def _stack(values: list) -> jax.Array:
+    """``jnp.stack`` of values that may differ in batch shape: a constant term (``-k``) beside
+    terms of states that carry trailing batch axes (states of shape (n_states, *batch))."""
+    return jnp.stack(jnp.broadcast_arrays(*values))
+
+
 _NARY: dict[str, Callable] = {
     "min": jnp.minimum,
     "max": jnp.maximum,
@@ -73,8 +79,8 @@ _NARY: dict[str, Callable] = {
     "ge": lambda a, b: _truth(a >= b),
     "eq": lambda a, b: _truth(a == b),
     "ne": lambda a, b: _truth(a != b),
-    "and": lambda *a: _truth(jnp.all(jnp.stack([x != 0 for x in a]))),
-    "or": lambda *a: _truth(jnp.any(jnp.stack([x != 0 for x in a]))),
+    "and": lambda *a: _truth(jnp.all(_stack([x != 0 for x in a]), axis=0)),
+    "or": lambda *a: _truth(jnp.any(_stack([x != 0 for x in a]), axis=0)),
     "piecewise": _piecewise,
 }
 
@@ -147,7 +153,7 @@ class _Evaluator:
                 x = None
                 if self.gather is not None and all(isinstance(a, Sym) for a in node.args):
                     x = self.gather([a.name for a in node.args])
-                y = self.nets[node.net](x if x is not None else jnp.stack([self(a) for a in node.args]))
+                y = self.nets[node.net](x if x is not None else _stack([self(a) for a in node.args]))
                 self.net_cache[key] = y
             out = y[node.index]
         self.cache[node] = out
@@ -173,9 +179,10 @@ def _network_fn(net, offset: int) -> Callable:
             arrays[name] = p[off : off + size].reshape(shape)
             off += size
         for i, layer in enumerate(net.layers):
-            h = arrays[f"{net.name}.{i}.weight"] @ h
+            h = jnp.tensordot(arrays[f"{net.name}.{i}.weight"], h, axes=1)
             if layer.bias:
-                h = h + arrays[f"{net.name}.{i}.bias"]
+                b = arrays[f"{net.name}.{i}.bias"]
+                h = h + b.reshape(b.shape + (1,) * (h.ndim - 1))  # inputs may carry trailing batch axes
             h = ACTIVATIONS[layer.activation](h)
         return h
 
@@ -284,8 +291,10 @@ class MassAction:
         return cls(C, table(0), table(1)), rest
 
     def __call__(self, y, p):
-        v = jnp.concatenate([y, p, jnp.ones((1,), y.dtype)])
-        return self.C @ (jnp.prod(v[self.num], axis=1) / jnp.prod(v[self.den], axis=1))
+        batch = y.shape[1:]
+        rest = jnp.concatenate([p, jnp.ones((1,), y.dtype)]).astype(y.dtype)
+        v = jnp.concatenate([y, jnp.broadcast_to(rest.reshape(rest.shape + (1,) * len(batch)), rest.shape + batch)])
+        return jnp.tensordot(self.C, jnp.prod(v[self.num], axis=1) / jnp.prod(v[self.den], axis=1), axes=1)
 
 
 def _monomial(node: Expr, slot: dict[str, int]) -> tuple[float, list[int], list[int]] | None:
@@ -338,7 +347,7 @@ def _with_mass_action(mass_action: MassAction, rest, env_of, bound_nets, gathere
         out = mass_action(y, p)
         if exprs:
             ev = _Evaluator(env_of(t, y, p, u), bound_nets(p), gatherer(p))
-            out = out + R @ jnp.stack([ev(e) for e in exprs])
+            out = out + jnp.tensordot(R, _stack([ev(e) for e in exprs]), axes=1)
         return out.astype(y.dtype)
 
     return rhs
@@ -411,7 +420,7 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
             def rhs(t, y, args):
                 p, u = args
                 ev = _Evaluator(env_of(t, y, p, u), bound_nets(p), gatherer(p))
-                return jnp.stack([ev(e) for e in eqs]).astype(y.dtype)
+                return _stack([ev(e) for e in eqs]).astype(y.dtype)
 
         else:
             rhs = _with_mass_action(mass_action, rest, env_of, bound_nets, gatherer)
@@ -428,8 +437,8 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
             def rhs(t, y, args):
                 p, u = args
                 ev = _Evaluator(env_of(t, y, p, u), bound_nets(p), gatherer(p))
-                r = jnp.stack([ev(f) - ev(b) if b is not None else ev(f) for f, b in rates])
-                return (S @ r).astype(y.dtype)
+                r = _stack([ev(f) - ev(b) if b is not None else ev(f) for f, b in rates])
+                return jnp.tensordot(S, r, axes=1).astype(y.dtype)
 
         else:
             rhs = _with_mass_action(mass_action, rest, env_of, bound_nets, gatherer)
