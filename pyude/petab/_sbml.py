@@ -24,9 +24,9 @@ trees (:mod:`pyude.spec._expr`); nothing is evaluated. The conversion:
   at its value.
 
 Refused by name (``PetabError`` naming the file and the id): event delays, priorities
-when there is more than one event, triggers other than one comparison, algebraic
+that are not constant numbers, triggers other than one comparison, algebraic
 rules, delays, non-constant compartments, variable stoichiometry, fast
-reactions, ``csymbol`` avogadro/rateOf, and math the spec cannot express.
+reactions, ``csymbol`` rateOf, and math the spec cannot express.
 """
 
 from __future__ import annotations
@@ -161,6 +161,8 @@ class _Reader:
             return local.get(name, Sym(name))
         if t == L.AST_NAME_TIME:
             return _TIME
+        if t == L.AST_NAME_AVOGADRO:
+            return Num(float(a.getReal()))  # libsbml's value of the SBML Level 3 constant
         if t == L.AST_CONSTANT_PI:
             return Num(math.pi)
         if t == L.AST_CONSTANT_E:
