@@ -157,6 +157,84 @@ def test_initial_value_and_strictness_at_t0():
 
 
 # ------------------------------------------------------------------- spec
+def test_compound_triggers_fire_when_the_combination_turns_true():
+    """a = t: and/or of comparisons, nested, fire when the combination turns true (an and
+    when its last part does), and an and that never holds never fires."""
+    m = {
+        "states": ["a", "b"],
+        "equations": {"a": "1", "b": "0"},
+        "events": [
+            {"trigger": "and(gt(a, 1), gt(t, 2))", "assignments": {"b": "b + 1"}},  # t = 2
+            {"trigger": "or(gt(a, 3), lt(a, -1))", "assignments": {"b": "b + 10"}},  # t = 3
+            {"trigger": "and(gt(a, 0.5), lt(a, 0.2))", "assignments": {"b": "b + 100"}},  # never
+            {"trigger": "and(ge(a, 4), or(ge(t, 1), ge(a, 100)))", "assignments": {"b": "b + 1000"}},  # t = 4
+        ],
+    }
+    sol = pyude.solve(m, np.array([1.5, 2.5, 3.5, 4.5]), **TIGHT)
+    assert sol.y[:, 1].tolist() == [0.0, 1.0, 11.0, 1011.0]
+    assert pyude.Model.from_dict(pyude.Model.from_dict(m).to_dict()) == pyude.Model.from_dict(m)
+
+
+# two state events whose crossings lie 0.02 apart, the later one listed first: both fall
+# in one solver step; each records its firing time
+CLOSE = {
+    "states": ["x", "b", "c"],
+    "parameters": {"k": 0.5},
+    "equations": {"x": "-k*x", "b": "0", "c": "0"},
+    "initial": {"x": 1.0},
+    "events": [{"trigger": "lt(x, 0.5)", "assignments": {"b": "t"}},
+               {"trigger": "lt(x, 0.505)", "assignments": {"c": "t"}}],
+}
+
+
+@pytest.mark.parametrize("sens", ["checkpoint", "forward", "adjoint"])
+def test_state_events_crossing_in_one_step_fire_in_time_order(sens):
+    """x = exp(-k t) falls below 0.505 at 2 ln(1/0.505) = 1.3664 and below 0.5 at 2 ln 2 =
+    1.3863 (k = 0.5). The earlier crossing used to be stepped over when a later-listed
+    event crossed in the same step (c stayed 0). Also the gradient of the firing times."""
+    tb, tc = np.log(2.0) / 0.5, np.log(1 / 0.505) / 0.5
+    for tol in (1e-3, 1e-10):
+        y = pyude.solve(CLOSE, np.array([3.0]), solver="Tsit5", rtol=tol, atol=tol * 1e-2).y[0]
+        assert y[1:] == pytest.approx([tb, tc], rel=max(tol, 1e-9))
+    data = pd.DataFrame({"time": [3.0, 3.0], "observable": ["b", "c"], "value": [0.0, 0.0]})
+    pr = pyude.Problem(CLOSE, data, **TIGHT)
+    loss, g = pr.value_and_grad({}, sens)
+    assert loss == pytest.approx(tb**2 + tc**2, rel=1e-8)
+    assert g["k"] == pytest.approx(-2 * (tb**2 + tc**2) / 0.5, rel=1e-6)  # firing times ~ 1/k
+
+
+# x decays; a dose when x is below thr after t_on: the time part decides with t_on = 1.5
+# (x < thr from t = ln 2), the state part with t_on = 0.3; x falls below thr again later
+# and the dose repeats
+COMPOUND = {
+    "states": ["x"],
+    "parameters": {"k": 1.0, "thr": 0.5, "t_on": 1.5, "d": 0.8},
+    "equations": {"x": "-k*x"},
+    "initial": {"x": 1.0},
+    "events": [{"trigger": "and(lt(x, thr), gt(t, t_on))", "assignments": {"x": "x + d"}}],
+}
+
+
+@pytest.mark.parametrize("t_on", [1.5, 0.3])
+@pytest.mark.parametrize("sens", ["checkpoint", "forward", "adjoint"])
+def test_compound_trigger_gradients_match_finite_differences(sens, t_on):
+    x_dose = np.exp(-1.5) + 0.8  # t_on = 1.5: the dose at 1.5; the next when x = 0.5 again, at 1.5 + ln(x_dose / 0.5)
+    sol = pyude.solve(COMPOUND, np.array([2.0]), params={"t_on": 1.5}, **TIGHT)
+    assert sol.y[0, 0] == pytest.approx(x_dose * np.exp(-0.5), rel=1e-9)
+    data = pd.DataFrame({"time": [0.5, 1.0, 2.0, 2.5, 3.0], "observable": ["x"] * 5,
+                         "value": [0.6, 0.9, 0.7, 0.8, 0.5]})
+    pr = pyude.Problem(COMPOUND, data, **TIGHT)
+    p = {"t_on": t_on}
+    _, g = pr.value_and_grad(p, sens)
+    base = {**COMPOUND["parameters"], **p}
+    for name in base:
+        h = 1e-6 * max(1.0, abs(base[name]))
+        fd = (pr.loss({**p, name: base[name] + h}) - pr.loss({**p, name: base[name] - h})) / (2 * h)
+        assert g[name] == pytest.approx(fd, rel=1e-5, abs=1e-8), (name, t_on)
+    # which part decides shows in the gradient: t_on's is zero where the state part does
+    assert (abs(g["t_on"]) > 1e-3) == (t_on == 1.5)
+
+
 def test_spec_round_trip_and_errors():
     m = pyude.Model.from_dict(MODEL)
     assert pyude.Model.from_dict(m.to_dict()) == m
@@ -170,8 +248,11 @@ def test_spec_round_trip_and_errors():
     bad({"trigger": "gt(x, 1)", "assignments": {"k": "1"}}, r"events\[0\].assignments.k: 'k' is a parameter")
     bad({"trigger": "gt(x, 1)", "assignments": {"z": "1"}}, r"'z' is not a state")
     bad({"trigger": "gt(x, 1)", "assignments": {"x": "q"}}, r"events\[0\].assignments.x: unknown symbol 'q'")
-    bad({"trigger": "and(gt(x, 1), lt(t, 2))", "assignments": {"x": "0"}}, r"events\[0\].trigger: expected one comparison")
-    bad({"trigger": "eq(x, 1)", "assignments": {"x": "0"}}, r"expected one comparison")
+    bad({"trigger": "and(gt(x, 1), le(t, 2))", "assignments": {"x": "0"}},
+        r"events\[0\].trigger: its comparisons mix strict \(gt, lt\) and non-strict \(ge, le\) ones")
+    bad({"trigger": "eq(x, 1)", "assignments": {"x": "0"}}, r"trigger: 'eq\(x, 1.0\)' is not a comparison; expected a comparison lt/le/gt/ge\(a, b\) or and/or")
+    bad({"trigger": "or(gt(x, 1), not(gt(t, 2)))", "assignments": {"x": "0"}}, r"'not\(.*\)' is not a comparison")
+    bad({"trigger": "x", "assignments": {"x": "0"}}, r"trigger: expected a comparison")
     bad({"id": "e1", "trigger": "gt(x, 1)", "assignments": {"x": "0"}, "delay": 1}, r"events\[0\] \('e1'\).delay: delayed")
     bad({"trigger": "gt(x, 1)", "assignments": {"x": "0"}, "priority": 1}, r"priorities are not supported")
     bad({"trigger": "gt(x, 1)", "assignments": {"x": "0"}, "initial_value": "no"}, r"initial_value: expected true or false")
@@ -255,6 +336,24 @@ def test_sbml_events_are_imported_and_solved(tmp_path):
     assert np.allclose(sol.y[:, 2], (ts > t_on).astype(float))
 
 
+def test_sbml_compound_trigger_is_imported(tmp_path):
+    """``(time > 5) && (X < 0.5)``: X is below 0.5 from t = 4.01 on, so the and turns
+    true with its time part, at t = 5; Y gains 10 there and nothing else changes."""
+    from pyude.petab._sbml import read_sbml
+
+    with_and = read_sbml(_sbml(tmp_path, lambda m, event, L: event("late_low", "(time > 5) && (X < 0.5)", {"Y": "Y + 10"})))
+    (ev,) = [e for e in with_and.spec["events"] if e["id"] == "late_low"]
+    assert ev["trigger"] == "and(gt(t, 5.0), lt(X, 0.5))"
+    (tmp_path / "plain").mkdir()
+    plain = read_sbml(_sbml(tmp_path / "plain"))
+    t = np.array([4.9, 6.0])
+    y_and = pyude.solve(pyude.Model.from_dict(with_and.spec), t, **TIGHT).y
+    y_plain = pyude.solve(pyude.Model.from_dict(plain.spec), t, **TIGHT).y
+    ix, iy = with_and.states.index("X"), with_and.states.index("Y")
+    np.testing.assert_allclose(y_and[:, ix], y_plain[:, ix], rtol=1e-8)  # solves cut at different times
+    np.testing.assert_allclose(y_and[:, iy] - y_plain[:, iy], [0.0, 10.0], atol=1e-9)
+
+
 def test_sbml_event_priorities_order_simultaneous_events(tmp_path):
     from pyude.petab._sbml import read_sbml
 
@@ -277,8 +376,10 @@ def test_sbml_event_priorities_order_simultaneous_events(tmp_path):
     [
         (lambda m, event, L: event("late", "time >= 5", {"X": "0"}).createDelay().setMath(L.parseL3Formula("1")),
          r"event delays \('late'\) is not supported"),
-        (lambda m, event, L: event("both", "(time > 1) && (X < 2)", {"X": "0"}),
-         r"a trigger other than one comparison .* \('both'\) is not supported"),
+        (lambda m, event, L: event("both", "(time > 1) && (X <= 2)", {"X": "0"}),
+         r"a trigger other than comparisons .* combined by and/or \(its comparisons mix strict .*\('both'\) is not supported"),
+        (lambda m, event, L: event("equal", "X == 2", {"X": "0"}),
+         r"a trigger other than comparisons .*'eq\(X, 2.0\)' is not a comparison.*\('equal'\) is not supported"),
         (lambda m, event, L: event("prio", "time > 1", {"X": "0"}).createPriority().setMath(L.parseL3Formula("1")),
          r"event priorities that are not constant numbers .* \('bolus'\) is not supported"),
         (lambda m, event, L: [e.createPriority().setMath(L.parseL3Formula("k")) for e in m.getListOfEvents()],

@@ -1088,3 +1088,16 @@ def test_predict_and_rows_read_pyude_jl_layouts(monkeypatch):
     assert engine.last_message == "boom" and first == 1.5
     (h, sigma, codes, _), _ = engine.rows(cm, s, "nll", np.zeros(2), {})
     assert list(h) == [1.0, 2.0] and list(sigma) == [0.1, 0.2] and engine.last_message == ""
+
+
+def test_compound_trigger_reaches_julia_as_min_max():
+    """and -> min, or -> max of the parts' g (PyUDE.jl compiles min/max like any call); a
+    combination is root-found (state-triggered) even where its parts read only t."""
+    model = pyude.Model.from_dict({**EVENTS_MODEL, "events": [
+        {"trigger": "and(lt(x, c), or(gt(t, tau), gt(y, 1)))", "assignments": {"y": "y + 1"}}]})
+    (ev,) = json.loads(julia_spec_json(model))["events"]
+    x, y, t, tau, c = ({"sym": n} for n in ("x", "y", "t", "tau", "c"))
+    assert ev["g"] == {"call": "min", "args": [
+        {"op": "-", "args": [c, x]},
+        {"call": "max", "args": [{"op": "-", "args": [t, tau]}, {"op": "-", "args": [y, {"num": 1.0}]}]}]}
+    assert ev["strict"] is True and ev["timed"] is False

@@ -17,14 +17,14 @@ trees (:mod:`pyude.spec._expr`); nothing is evaluated. The conversion:
   initial values become the spec's ``initial`` expressions of parameters (other
   species' initial values and assignment rules at $t = 0$ substituted).
 
-* **events** become the spec's ``events``: the trigger (one comparison, assignment rules
+* **events** become the spec's ``events``: the trigger (comparisons combined by and/or, assignment rules
   substituted), ``initialValue`` (default true), and the assignments, evaluated at the
   trigger time (without delays ``useValuesFromTriggerTime`` and ``persistent`` change
   nothing). A parameter assigned by an event becomes a state with $\dot x = 0$ starting
   at its value.
 
 Refused by name (``PetabError`` naming the file and the id): event delays, priorities
-that are not constant numbers, triggers other than one comparison, algebraic
+that are not constant numbers, triggers other than comparisons combined by and/or, algebraic
 rules, delays, non-constant compartments, variable stoichiometry, fast
 reactions, ``csymbol`` rateOf, and math the spec cannot express.
 """
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..spec import _expr
+from ..spec._events import trigger_problem
 from ..spec._expr import Call, Expr, NetCall, Num, Op, Sym
 from ._errors import PetabError
 
@@ -421,11 +422,9 @@ def read_sbml(path: str | Path, initial_parameters: Collection[str] = ()) -> Sbm
     )
 
 
-_TRIGGERS = ("lt", "le", "gt", "ge")
-
 
 def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], compartments: set[str]) -> list[dict]:
-    """SBML events as spec events: a trigger that is one comparison, assignments to states
+    """SBML events as spec events: a trigger of comparisons combined by and/or, assignments to states
     (species, or parameters made states), evaluated at the trigger time. Delays, other
     triggers and priorities other than constant numbers are refused by name.
 
@@ -462,8 +461,10 @@ def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], com
             raise PetabError(f"{r.path}: event {eid!r} has no trigger")
         where = f"trigger of event {eid!r}"
         node = _simplify(substitute(rn(r.math(trig.getMath(), where)), rules))
-        if not (isinstance(node, Call) and node.fn in _TRIGGERS):
-            raise r.refuse(f"{where}: a trigger other than one comparison (<, <=, >, >=): {_expr.to_string(node)!r}", eid)
+        why = trigger_problem(node)
+        if why is not None:
+            raise r.refuse(f"{where}: a trigger other than comparisons (<, <=, >, >=) combined by and/or ({why}): "
+                           f"{_expr.to_string(node)!r}", eid)
         assignments: dict[str, str] = {}
         for ea in ev.getListOfEventAssignments():
             target = nm(ea.getVariable())

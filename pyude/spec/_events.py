@@ -5,6 +5,12 @@ trigger goes from false to true (SBML semantics); its assignments are evaluated 
 the values just before the event and then applied together. A trigger is one comparison
 ``lt/le/gt/ge(a, b)``: it is true where ``g > 0`` (``gt``, ``ge``: ``g = a - b``;
 ``lt``, ``le``: ``g = b - a``), so the event fires where ``g`` crosses zero upwards.
+Comparisons combine with ``and``/``or`` (nested as deep as needed): ``and`` holds where
+every part's ``g`` is positive, i.e. where ``g = min(g_1, ..., g_k) > 0``, ``or`` where
+``g = max(g_1, ..., g_k) > 0``; the combined ``g`` is continuous, and it crosses zero
+upwards exactly when the combination turns true (an ``and`` when its last part turns
+true while the others hold). Its parts must agree in strictness (all ``gt``/``lt`` or all
+``ge``/``le``), so that whether the trigger holds where ``g = 0`` is one rule.
 """
 
 from __future__ import annotations
@@ -20,6 +26,41 @@ from ._expr import Call, Expr, Op
 
 EVENT_KEYS = ("id", "trigger", "assignments", "initial_value")
 TRIGGERS = ("lt", "le", "gt", "ge")
+COMBINATIONS = {"and": "min", "or": "max"}  # the combined trigger function of the parts'
+
+
+def trigger_function(node: Expr) -> Expr:
+    """``g`` of a trigger (a comparison, or and/or of triggers): it holds where ``g > 0``."""
+    if node.fn in COMBINATIONS:
+        parts = [trigger_function(a) for a in node.args]
+        out = parts[0]
+        for g in parts[1:]:
+            out = Call(COMBINATIONS[node.fn], (out, g))
+        return out
+    a, b = node.args
+    return Op("-", (a, b)) if node.fn in ("gt", "ge") else Op("-", (b, a))
+
+
+def comparisons(node: Expr) -> list[Call]:
+    """The comparisons of a trigger, left to right."""
+    return [c for a in node.args for c in comparisons(a)] if node.fn in COMBINATIONS else [node]
+
+
+def trigger_problem(node: Expr) -> str | None:
+    """Why ``node`` is not a trigger (None if it is one)."""
+    if not isinstance(node, Call):
+        return "expected a comparison"
+    if node.fn in COMBINATIONS:
+        if not node.args:
+            return f"{node.fn}() with no parts"
+        for a in node.args:
+            why = trigger_problem(a)
+            if why is not None:
+                return why
+        if len({c.fn in ("gt", "lt") for c in comparisons(node)}) > 1:
+            return "its comparisons mix strict (gt, lt) and non-strict (ge, le) ones"
+        return None
+    return None if node.fn in TRIGGERS else f"{_expr.to_string(node)!r} is not a comparison"
 # SBML event features the spec does not implement: refused by name, never ignored
 _REFUSED = {
     "delay": "delayed events are not supported",
@@ -51,13 +92,12 @@ class Event:
     @property
     def g(self) -> Expr:
         """The trigger function: the trigger is true where it is positive (or zero for ge/le)."""
-        a, b = self.trigger.args
-        return Op("-", (a, b)) if self.trigger.fn in ("gt", "ge") else Op("-", (b, a))
+        return trigger_function(self.trigger)
 
     @property
     def strict(self) -> bool:
         """``gt``/``lt``: the trigger is false where ``g`` is zero."""
-        return self.trigger.fn in ("gt", "lt")
+        return comparisons(self.trigger)[0].fn in ("gt", "lt")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -92,10 +132,11 @@ def _parse_event(i: int, e, states, parameters, names, nets) -> Event:
     check_keys(e, EVENT_KEYS, where, required=("trigger", "assignments"))
     trigger = _expr.parse(e["trigger"], f"{where}.trigger")
     _expr.check(trigger, f"{where}.trigger", names, nets)
-    if not (isinstance(trigger, Call) and trigger.fn in TRIGGERS):
+    why = trigger_problem(trigger)
+    if why is not None:
         raise SpecError(
-            f"{where}.trigger: expected one comparison {'/'.join(TRIGGERS)}(a, b), got {e['trigger']!r} "
-            "(eq, ne, and, or and other forms are not supported)"
+            f"{where}.trigger: {why}; expected a comparison {'/'.join(TRIGGERS)}(a, b) or and/or of comparisons, "
+            f"got {e['trigger']!r} (eq, ne, not and other forms are not supported)"
         )
     raw_assign = e["assignments"]
     if not isinstance(raw_assign, Mapping) or not raw_assign:

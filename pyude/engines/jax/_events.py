@@ -144,7 +144,8 @@ def solve_with_events(
     """``(ys, code, t_reached, stats)``: the solve saved at ``ts`` with every event applied.
 
     ``code`` (a float) is 0 on success, else the first failing segment's diffrax code or
-    :data:`TOO_MANY_EVENTS` (more than :data:`MAX_STATE_EVENTS` state-triggered firings).
+    :data:`TOO_MANY_EVENTS` (more than :data:`MAX_STATE_EVENTS` state-triggered firings and
+    re-armings: an event whose trigger held at a segment start is re-armed where it goes false).
     With ``record``, a fifth item :class:`Firings` holds every segment's end (what the
     continuous adjoint needs to jump across the events).
     """
@@ -160,22 +161,33 @@ def solve_with_events(
     state_idx = jnp.asarray(ev.state)
     timed_idx = jnp.asarray(ev.timed)
 
-    def cond(k: int):
-        j = int(ev.state[k])
+    strict_state = jnp.asarray(ev.strict[ev.state]) if n_state else jnp.zeros((0,), bool)
 
-        def fn(t, y, args, **_):
-            p_, u_, t_start, force = args
-            g = ev.g_one(j, t, y, p_, u_)
-            # an event that has just fired counts as true at its segment's start (its g may
-            # be a rounding error below zero there): it must go false before it fires again
-            return jnp.where((t == t_start) & force[k], jnp.ones_like(g), g)
+    def armed_at(g, force):
+        # an event can fire only after its trigger was false; one that just fired and stays
+        # true (force) must go false first
+        return ~jnp.where(strict_state, g > 0, g >= 0) & ~force
 
-        return fn
+    def parts(t, y, p_, u_, armed):
+        # an armed event fires where its g crosses zero upwards; an unarmed one is re-armed
+        # where its g crosses zero downwards: where -g does
+        g = ev.g(t, y, p_, u_)[state_idx]
+        return jnp.where(armed, g, -g)
+
+    def combined(t, y, args, **_):
+        # ONE trigger function for all state events, max of the parts: it crosses zero
+        # upwards at the earliest firing or re-arming. (diffrax locates only the first
+        # listed of several conditions that change sign in one step, so an earlier
+        # crossing of a later-listed event in that step would be stepped over.)
+        p_, u_, t_start, force, armed = args
+        part = parts(t, y, p_, u_, armed)
+        # a just-fired event's g may be a rounding error off zero at its segment's start
+        return jnp.max(jnp.where((t == t_start) & force, -jnp.ones_like(part), part))
 
     event = None
     if n_state:
         newton = optx.Newton(rtol=1e-12, atol=1e-12)
-        event = diffrax.Event(tuple(cond(k) for k in range(n_state)), newton, direction=True)
+        event = diffrax.Event(combined, newton, direction=True)
 
     _, y_start = initial_firings(ev, t0, y0, p, u)
     taus = ev.times(p) if n_timed else jnp.zeros((0,), dtype)
@@ -184,7 +196,7 @@ def solve_with_events(
     pending0 = (taus > t0) | ((taus == t0) & strict_timed)
 
     def segment(carry, _):
-        t, y, pending, force, ys, code, steps = carry
+        t, y, pending, force, armed, ys, code, steps = carry
         failed = code != 0
         next_tau = jnp.min(jnp.where(pending, taus, jnp.inf), initial=jnp.inf)
         stop = jnp.where(failed, t, jnp.minimum(next_tau, t_end))
@@ -195,7 +207,7 @@ def solve_with_events(
             t1=stop,
             dt0=None,
             y0=y,
-            args=(p, u, t, force),
+            args=(p, u, t, force, armed),
             saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=jnp.clip(ts, t, stop)), diffrax.SubSaveAt(t1=True)]),
             stepsize_controller=controller,
             event=event,
@@ -210,9 +222,14 @@ def solve_with_events(
         ok = (sol.result == diffrax.RESULTS.successful) | state_hit
         code = jnp.where(failed | ok, code, jnp.asarray(sol.result._value, dtype))
         fire = jnp.zeros((ev.n,), bool)
+        rearm = jnp.zeros((n_state,), bool)
         if n_state:
-            mask = jnp.stack([jnp.asarray(m_, bool) for m_ in sol.event_mask])
-            fire = fire.at[state_idx].set(mask & state_hit & ok & ~failed)
+            part = parts(t_new, y_new, p, u, armed)
+            first = jnp.arange(n_state) == jnp.argmax(part)  # the part whose root ended the segment
+            stopped = state_hit & ok & ~failed
+            # it, and every armed event whose trigger got to zero by then (simultaneous), fire
+            fire = fire.at[state_idx].set(stopped & armed & (first | (part >= 0)))
+            rearm = stopped & ~armed & first
         time_hit = ~state_hit & ok & ~failed & (t_new == next_tau)
         fired_timed = pending & (taus == next_tau) & time_hit
         if n_timed:
@@ -222,19 +239,24 @@ def solve_with_events(
             g_minus, g_plus = ev.g(t_new, y_new, p, u)[state_idx], ev.g(t_new, y_plus, p, u)[state_idx]
             # unless its own assignment made it false, a fired trigger stays true after the event
             force = fire[state_idx] & ~((g_plus < g_minus) & (g_plus <= 0))
+            # a re-armed trigger counts as false from here on even if its g is a rounding error above 0
+            armed = armed_at(g_plus, force) | rearm
         steps = steps + jnp.stack([sol.stats["num_steps"], sol.stats["num_accepted_steps"], sol.stats["num_rejected_steps"]])
-        return (t_new, y_plus, pending & ~fired_timed, force, ys, code, steps), (t_new, y_new, y_plus, fire)
+        return (t_new, y_plus, pending & ~fired_timed, force, armed, ys, code, steps), (t_new, y_new, y_plus, fire)
 
+    force0 = jnp.zeros((n_state,), bool)
+    armed0 = armed_at(ev.g(t0, y_start, p, u)[state_idx], force0) if n_state else force0
     init = (
         jnp.asarray(t0, dtype),
         y_start,
         pending0,
-        jnp.zeros((n_state,), bool),
+        force0,
+        armed0,
         jnp.zeros((ts.shape[0],) + y0.shape, dtype),
         jnp.zeros((), dtype),
         jnp.zeros((3,), int),
     )
-    (t, _, _, _, ys, code, steps), ends = jax.lax.scan(segment, init, None, length=n_segments)
+    (t, _, _, _, _, ys, code, steps), ends = jax.lax.scan(segment, init, None, length=n_segments)
     code = jnp.where((code == 0) & (t < t_end), float(TOO_MANY_EVENTS), code)
     stats = {"num_steps": steps[0], "num_accepted_steps": steps[1], "num_rejected_steps": steps[2]}
     if record:

@@ -95,7 +95,7 @@ _CODE_NAMES = {int(item._value): name for name, item in diffrax.RESULTS._name_to
 _CODE_NAMES[NO_STEADY_STATE] = "no_steady_state"
 # state-triggered events fired more often than a solve has segments for (see _events.py)
 TOO_MANY_EVENTS = 102
-MAX_STATE_EVENTS = 64  # state-triggered firings a solve may have: its segments are a fixed-length scan
+MAX_STATE_EVENTS = 64  # state-triggered firings and re-armings a solve may have: its segments are a fixed-length scan
 _CODE_NAMES[TOO_MANY_EVENTS] = "too_many_events"
 # how long a preequilibration may run (in the model's time unit) before it is a failure
 STEADY_STATE_HORIZON = 1e9
@@ -144,7 +144,7 @@ def raise_for_result(code, t_reached: float, t_end: float, solver: str, max_step
     if name == "no_steady_state":
         hint = "the preequilibration did not settle within {:g} time units; check its condition".format(STEADY_STATE_HORIZON)
     elif name == "too_many_events":
-        hint = f"state-triggered events fired more than {MAX_STATE_EVENTS} times (MAX_STATE_EVENTS) before the last time"
+        hint = f"state-triggered events fired or re-armed more than {MAX_STATE_EVENTS} times (MAX_STATE_EVENTS) before the last time"
     elif name == "max_steps_reached":
         if solver in STIFF:
             hint = f"increase max_steps (now {max_steps}) or loosen rtol/atol"
