@@ -203,6 +203,15 @@ def test_state_events_crossing_in_one_step_fire_in_time_order(sens):
     assert g["k"] == pytest.approx(-2 * (tb**2 + tc**2) / 0.5, rel=1e-6)  # firing times ~ 1/k
 
 
+def test_a_trigger_true_at_the_start_fires_after_it_went_false():
+    """x = cos t: gt(x, 0.5) holds at t0 (initial_value true: no firing there), goes false at
+    pi/3 (the event is re-armed) and fires at 5 pi/3 and 5 pi/3 + 2 pi."""
+    m = {"states": ["x", "v", "c", "n"], "equations": {"x": "v", "v": "-x", "c": "0", "n": "0"}, "initial": {"x": 1.0},
+         "events": [{"trigger": "gt(x, 0.5)", "assignments": {"c": "t", "n": "n + 1"}}]}
+    y = pyude.solve(m, np.array([6.0, 12.0]), **TIGHT).y
+    np.testing.assert_allclose(y[:, 2:], [[5 * np.pi / 3, 1.0], [5 * np.pi / 3 + 2 * np.pi, 2.0]], rtol=1e-9)
+
+
 # x decays; a dose when x is below thr after t_on: the time part decides with t_on = 1.5
 # (x < thr from t = ln 2), the state part with t_on = 0.3; x falls below thr again later
 # and the dose repeats
