@@ -212,6 +212,23 @@ def test_a_trigger_true_at_the_start_fires_after_it_went_false():
     np.testing.assert_allclose(y[:, 2:], [[5 * np.pi / 3, 1.0], [5 * np.pi / 3 + 2 * np.pi, 2.0]], rtol=1e-9)
 
 
+@pytest.mark.parametrize("sens", ["checkpoint", "forward", "adjoint"])
+def test_gradient_through_re_armed_firings(sens):
+    """x = cos(w t) starts above thr (no firing at t0), goes below (re-armed) and fires at
+    w t = 2 pi - acos(thr) and 4 pi - acos(thr); c sums the firing times:
+    c = (6 pi - 2 acos(thr)) / w, loss c^2, gradient analytic."""
+    m = {"states": ["x", "s", "c"], "parameters": {"w": 1.3, "thr": 0.4},
+         "equations": {"x": "-w*s", "s": "w*x", "c": "0"}, "initial": {"x": 1.0},
+         "events": [{"trigger": "gt(x, thr)", "assignments": {"c": "c + t"}}]}
+    w, thr = 1.3, 0.4
+    c = (6 * np.pi - 2 * np.arccos(thr)) / w
+    pr = pyude.Problem(m, pd.DataFrame({"time": [12.0], "observable": ["c"], "value": [0.0]}), **TIGHT)
+    loss, g = pr.value_and_grad({}, sens)
+    assert loss == pytest.approx(c**2, rel=1e-8)
+    assert g["thr"] == pytest.approx(2 * c * 2 / (w * np.sqrt(1 - thr**2)), rel=1e-6)
+    assert g["w"] == pytest.approx(-2 * c**2 / w, rel=1e-6)
+
+
 # x decays; a dose when x is below thr after t_on: the time part decides with t_on = 1.5
 # (x < thr from t = ln 2), the state part with t_on = 0.3; x falls below thr again later
 # and the dose repeats
