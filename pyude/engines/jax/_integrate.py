@@ -95,7 +95,7 @@ _CODE_NAMES = {int(item._value): name for name, item in diffrax.RESULTS._name_to
 _CODE_NAMES[NO_STEADY_STATE] = "no_steady_state"
 # state-triggered events fired more often than a solve has segments for (see _events.py)
 TOO_MANY_EVENTS = 102
-MAX_STATE_EVENTS = 64  # state-triggered firings and re-armings a solve may have: its segments are a fixed-length scan
+MAX_STATE_EVENTS = 128  # state-triggered firings and re-armings (64 firings of a trigger that must go false in between) a solve may have: its segments are a fixed-length scan
 _CODE_NAMES[TOO_MANY_EVENTS] = "too_many_events"
 # how long a preequilibration may run (in the model's time unit) before it is a failure
 STEADY_STATE_HORIZON = 1e9
