@@ -26,7 +26,9 @@ trees (:mod:`pyude.spec._expr`); nothing is evaluated. The conversion:
 Refused by name (``PetabError`` naming the file and the id): event delays, priorities
 that are not constant numbers, triggers other than comparisons combined by and/or, algebraic
 rules, delays, non-constant compartments, variable stoichiometry, fast
-reactions, ``csymbol`` rateOf, and math the spec cannot express.
+reactions, ``rateOf`` of an assignment-rule target, in initial values or events, or of
+a rate that reads itself, and math the spec cannot express. Other ``rateOf(x)`` become
+x's right-hand side (0 for a constant).
 """
 
 from __future__ import annotations
@@ -55,17 +57,72 @@ def _libsbml():
     return libsbml
 
 
+RATE_OF = "rateOf"  # SBML's csymbol rateOf: not a spec function, replaced before the spec is built
+
+
 def substitute(node: Expr, env: dict[str, Expr]) -> Expr:
     """``node`` with every symbol in ``env`` replaced by its tree (one pass)."""
     if isinstance(node, Sym):
         return env.get(node.name, node)
     if isinstance(node, Op):
         return Op(node.op, tuple(substitute(a, env) for a in node.args))
+    if isinstance(node, Call) and node.fn == RATE_OF:
+        # the rate OF an id: renaming applies, an assignment rule's expansion does not
+        new = env.get(node.args[0].name)
+        return Call(RATE_OF, (new,)) if isinstance(new, Sym) else node
     if isinstance(node, Call):
         return Call(node.fn, tuple(substitute(a, env) for a in node.args))
     if isinstance(node, NetCall):
         return NetCall(node.net, tuple(substitute(a, env) for a in node.args), node.index)
     return node
+
+
+def _map_rate_of(node: Expr, rate_of) -> Expr:
+    """``node`` with every ``rateOf(x)`` replaced by ``rate_of(x)``."""
+    if isinstance(node, Call) and node.fn == RATE_OF:
+        return rate_of(node.args[0].name)
+    if isinstance(node, Op):
+        return Op(node.op, tuple(_map_rate_of(a, rate_of) for a in node.args))
+    if isinstance(node, Call):
+        return Call(node.fn, tuple(_map_rate_of(a, rate_of) for a in node.args))
+    if isinstance(node, NetCall):
+        return NetCall(node.net, tuple(_map_rate_of(a, rate_of) for a in node.args), node.index)
+    return node
+
+
+def _has_rate_of(node: Expr) -> bool:
+    if isinstance(node, Call) and node.fn == RATE_OF:
+        return True
+    return isinstance(node, (Op, Call, NetCall)) and any(_has_rate_of(a) for a in node.args)
+
+
+def _resolve_rate_of(equations: dict[str, Expr], rules: dict[str, Expr], parameters, r) -> tuple[dict, dict]:
+    """``(equations, rules)`` with ``rateOf(x)`` replaced by x's right-hand side: a state's
+    equation (itself resolved; a rate that reads itself is a cycle), 0 for a constant
+    parameter or compartment. The rate of an assignment-rule target is refused by name."""
+    done: dict[str, Expr] = {}
+    visiting: set[str] = set()
+
+    def rate_of(name: str) -> Expr:
+        if name in done:
+            return done[name]
+        if name in rules:
+            raise r.refuse("rateOf of an assignment-rule target", name)
+        if name not in equations:
+            if name in parameters:
+                return Num(0.0)
+            raise PetabError(f"{r.path}: rateOf({name}): {name!r} is not a species, parameter or compartment")
+        if name in visiting:
+            raise r.refuse("rateOf cycles (a rate that reads itself)", name)
+        visiting.add(name)
+        out = done[name] = _simplify(_map_rate_of(equations[name], rate_of))
+        visiting.discard(name)
+        return out
+
+    if not any(_has_rate_of(e) for e in [*equations.values(), *rules.values()]):
+        return equations, rules
+    return ({s: rate_of(s) for s in equations},
+            {k: _simplify(_map_rate_of(v, rate_of)) for k, v in rules.items()})
 
 
 def _simplify(node: Expr) -> Expr:
@@ -225,6 +282,10 @@ class _Reader:
                 raise PetabError(f"{self.path}: {where}: function {name!r} takes {len(args)} argument(s), got {len(kids)}")
             # the body sees only its arguments (SBML function definitions are closed)
             return self._node(body, f"{where} (function {name!r})", dict(zip(args, kids)))
+        if t == L.AST_FUNCTION_RATE_OF:
+            if len(kids) != 1 or not isinstance(kids[0], Sym):
+                raise PetabError(f"{self.path}: {where}: rateOf takes one id")
+            return Call(RATE_OF, (kids[0],))  # resolved once the equations are known (_resolve_rate_of)
         if t == L.AST_FUNCTION_DELAY:
             raise self.refuse(f"{where}: delay()")
         names = {v: k for k, v in vars(L).items() if k.startswith("AST_") and isinstance(v, int)}
@@ -401,6 +462,9 @@ def read_sbml(path: str | Path, initial_parameters: Collection[str] = ()) -> Sbm
         rhs[sid] = node  # on a concentration species: dc/dt directly, as SBML defines it
 
     equations = {s: _simplify(substitute(rhs[s], rules)) if rhs[s] is not None else Num(0.0) for s in states}
+    if any(_has_rate_of(e) for e in init.values()):
+        raise r.refuse("rateOf in initial values or initial assignments", next(k for k, e in init.items() if _has_rate_of(e)))
+    equations, rules = _resolve_rate_of(equations, rules, parameters, r)
 
     # --------------------------------------------------------- initial values
     initial = _initial_values(states, init, rules, parameters, r)
@@ -461,6 +525,8 @@ def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], com
             raise PetabError(f"{r.path}: event {eid!r} has no trigger")
         where = f"trigger of event {eid!r}"
         node = _simplify(substitute(rn(r.math(trig.getMath(), where)), rules))
+        if _has_rate_of(node):
+            raise r.refuse("rateOf in event triggers", eid)
         why = trigger_problem(node)
         if why is not None:
             raise r.refuse(f"{where}: a trigger other than comparisons (<, <=, >, >=) combined by and/or ({why}): "
@@ -473,6 +539,8 @@ def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], com
             if target not in states:
                 raise r.refuse("event assignments to a target that is not a state", f"{eid}: {ea.getVariable()}")
             value = rn(r.math(ea.getMath(), f"assignment to {ea.getVariable()!r} of event {eid!r}"))
+            if _has_rate_of(value):
+                raise r.refuse("rateOf in event assignments", eid)
             assignments[target] = _expr.to_string(_simplify(substitute(value, rules)))
         if not assignments:
             continue  # an event that assigns nothing changes nothing
