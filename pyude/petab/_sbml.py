@@ -486,7 +486,6 @@ def read_sbml(path: str | Path, initial_parameters: Collection[str] = ()) -> Sbm
     )
 
 
-
 def _events(m, r: _Reader, rn, nm, rules: dict[str, Expr], states: set[str], compartments: set[str]) -> list[dict]:
     """SBML events as spec events: a trigger of comparisons combined by and/or, assignments to states
     (species, or parameters made states), evaluated at the trigger time. Delays, other

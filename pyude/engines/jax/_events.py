@@ -53,7 +53,6 @@ class CompiledEvents:
     fires_initially: np.ndarray  # (n,) initial_value false: fires at t0 if the trigger holds there
     times: Callable  # p -> (n_timed,) firing times (inf: never, after t0)
     g: Callable  # (t, y, p, u) -> (n,) trigger functions
-    g_one: Callable  # (j, t, y, p, u) -> trigger function j
     assign: Callable  # (t, y, p, u, fire (n,) bool) -> y after the firing events
 
     def holds(self, t, y, p, u):
@@ -96,9 +95,6 @@ def compile_events(model, env_of: Callable, bound_nets: Callable, evaluator) -> 
         ev = evaluator(env_of(t, y, p, u), bound_nets(p))
         return jnp.stack([ev(x) for x in gs]).astype(y.dtype)
 
-    def g_one(j, t, y, p, u):
-        return evaluator(env_of(t, y, p, u), bound_nets(p))(gs[j]).astype(y.dtype)
-
     def assign(t, y, p, u, fire):
         ev = evaluator(env_of(t, y, p, u), bound_nets(p))  # the values before the event
         out = y
@@ -116,7 +112,6 @@ def compile_events(model, env_of: Callable, bound_nets: Callable, evaluator) -> 
         np.asarray([e.fires_initially for e in events]),
         times,
         g,
-        g_one,
         assign,
     )
 
