@@ -462,8 +462,9 @@ def read_sbml(path: str | Path, initial_parameters: Collection[str] = ()) -> Sbm
         rhs[sid] = node  # on a concentration species: dc/dt directly, as SBML defines it
 
     equations = {s: _simplify(substitute(rhs[s], rules)) if rhs[s] is not None else Num(0.0) for s in states}
-    if any(_has_rate_of(e) for e in init.values()):
-        raise r.refuse("rateOf in initial values or initial assignments", next(k for k, e in init.items() if _has_rate_of(e)))
+    reading_rates = [k for k, e in init.items() if _has_rate_of(e)]
+    if reading_rates:
+        raise r.refuse("rateOf in initial values or initial assignments", reading_rates[0])
     equations, rules = _resolve_rate_of(equations, rules, parameters, r)
 
     # --------------------------------------------------------- initial values
