@@ -184,3 +184,71 @@ def test_petab_steady_state_gradients(petab_problem, sens):
     assert out["ok"], out["message"]
     g = np.asarray(out["grad"])
     assert np.linalg.norm(g - fd) / np.linalg.norm(fd) < 1e-7, (g, fd)
+
+
+# ------------------------------------------------------------------------ PEtab v2
+# The same model as PEtab v2: preequilibration is a period at time -inf, and a condition's
+# changes persist into later periods (k1 = 0.1 and the volumes hold on in e1's main period,
+# which changes nothing; in v1 the simulation condition starts again from the nominal
+# values). Placeholders are declared per observable and may have any id.
+V2_FILES = {
+    "problem.yaml": "format_version: 2.0.0\nparameter_files: [parameters.tsv]\nmodel_files:\n"
+    "  m: {location: model.xml, language: sbml}\nobservable_files: [observables.tsv]\n"
+    "condition_files: [conditions.tsv]\nexperiment_files: [experiments.tsv]\nmeasurement_files: [measurements.tsv]\n",
+    "parameters.tsv": "parameterId\tlowerBound\tupperBound\tnominalValue\testimate\n"
+    "k1\t0.001\t1000\t0.7\ttrue\nk2\t0.001\t1000\t0.3\ttrue\ns\t0\t10\t2\ttrue\nkd\t0.001\t1000\t0.5\ttrue\n"
+    "V1\t0.1\t10\t1.5\ttrue\nV2\t0.1\t10\t0.4\ttrue\nsd_B\t0.01\t10\t0.2\tfalse\n",
+    "observables.tsv": "observableId\tobservableFormula\tnoiseFormula\tobservablePlaceholders\tnoisePlaceholders\n"
+    "obs_B\tscale * B + offset\tnoise\tscale;offset\tnoise\nobs_An\tAn\t0.1\t\t\nobs_Ac\tAc\t0.1\t\t\n",
+    "conditions.tsv": "conditionId\ttargetId\ttargetValue\npre\tk1\t0.1\npre\tAc\t2\nvol\tcyt\tV1\nvol\tnuc\tV2\n",
+    "experiments.tsv": "experimentId\ttime\tconditionId\ne1\t-inf\tpre\ne1\t-inf\tvol\ne1\t0\t\ne2\t0\tvol\n",
+    "measurements.tsv": "observableId\texperimentId\tmeasurement\ttime\tobservableParameters\tnoiseParameters\n"
+    "obs_B\te1\t1.0\tinf\t2;0.5\tsd_B\nobs_An\te1\t1.5\tinf\t\t\nobs_Ac\te2\t0.2\tinf\t\t\n",
+}
+
+
+def _write(d, files):
+    (d / "model.xml").write_text(SBML)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return d / "problem.yaml"
+
+
+def test_petab_v2_preequilibration_persistence_and_placeholders(tmp_path):
+    pytest.importorskip("libsbml", reason="PEtab import needs python-libsbml")
+    import pyude.petab
+
+    pr = pyude.petab.load(_write(tmp_path, V2_FILES), rtol=1e-10, atol=1e-12)
+    nominal = pr.nominal_params()
+    sim = pr.simulate(nominal)["simulation"].to_numpy()
+    p = {k: PARAMS[k] for k in ("k1", "k2", "V1", "V2", "s", "kd")}
+    e1 = analytic(**{**p, "k1": 0.1}, A0=2.0)  # k1 of the preequilibration holds on
+    e2 = analytic(**p, A0=1.0)
+    want = np.array([2.0 * e1["B"] + 0.5, e1["An"], e2["Ac"]])
+    assert sim == pytest.approx(want, rel=1e-9)
+    sigma = np.array([0.2, 0.1, 0.1])  # obs_B's noise placeholder takes the parameter sd_B
+    nll = np.sum(0.5 * np.log(2 * np.pi * sigma**2) + (np.array([1.0, 1.5, 0.2]) - want) ** 2 / (2 * sigma**2))
+    assert pr.loss(nominal) == pytest.approx(nll, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "table, text, message",
+    [
+        ("experiments.tsv", "experimentId\ttime\tconditionId\ne1\t0\tpre\ne1\t5\tvol\n",
+         "experiment 'e1' has 2 periods at finite times"),
+        ("experiments.tsv", "experimentId\ttime\tconditionId\ne1\t0\tpre\ne1\t0\tk1twice\ne2\t0\tvol\n",
+         r"conditions \['pre', 'k1twice'\] applied together both set 'k1'"),
+        ("measurements.tsv", "observableId\texperimentId\tmeasurement\ttime\tobservableParameters\tnoiseParameters\n"
+         "obs_B\te1\t1.0\tinf\t2\tsd_B\n", "observableParameters gives 1 value\\(s\\) but observable 'obs_B' has 2"),
+        ("observables.tsv", "observableId\tobservableFormula\tnoiseFormula\tobservablePlaceholders\tnoisePlaceholders\n"
+         "obs_B\tscale * B\t0.1\t2scale\t\n", "observablePlaceholders: '2scale' is not a valid id"),
+    ],
+)
+def test_petab_v2_errors(tmp_path, table, text, message):
+    pytest.importorskip("libsbml", reason="PEtab import needs python-libsbml")
+    import pyude.petab
+
+    files = {**V2_FILES, table: text,
+             "conditions.tsv": V2_FILES["conditions.tsv"] + "k1twice\tk1\t0.5\n"}
+    with pytest.raises(pyude.petab.PetabError, match=message):
+        pyude.petab.load(_write(tmp_path, files))

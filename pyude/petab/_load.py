@@ -356,7 +356,12 @@ class _Builder:
                 raise PetabError(f"{where}: unknown symbol {s!r} (not {known})")
         return substitute(node, env)
 
-    def observables(self, df: pd.DataFrame, origin) -> None:
+    def observables(
+        self, df: pd.DataFrame, origin, declared: dict[str, tuple[list[str], list[str]]] | None = None
+    ) -> None:
+        """``declared`` (PEtab v2): each observable's placeholder ids as listed in its
+        ``observablePlaceholders`` / ``noisePlaceholders``; v2's noise formula may read both
+        kinds. Without it (v1), placeholders are the ``observableParameter{n}_{id}`` names."""
         _need(df, ("observableId", "observableFormula", "noiseFormula"), origin[0][0])
         taken = set(self.sbml.states) | set(self.params)
         formulas: dict[str, Expr] = {}
@@ -374,8 +379,11 @@ class _Builder:
             formula_text, noise_text = row["observableFormula"], row["noiseFormula"]
             if _empty(formula_text) or _empty(noise_text):
                 raise PetabError(f"{where}: observableFormula and noiseFormula are required")
-            obs_ph = _placeholders(str(formula_text), "observableParameter", oid)
-            noise_ph = _placeholders(str(noise_text), "noiseParameter", oid)
+            if declared is None:
+                obs_ph = _placeholders(str(formula_text), "observableParameter", oid)
+                noise_ph = _placeholders(str(noise_text), "noiseParameter", oid)
+            else:
+                obs_ph, noise_ph = declared.get(oid, ([], []))
             for ph in obs_ph + noise_ph:
                 if ph in taken:
                     raise PetabError(f"{where}: placeholder {ph!r} collides with a model id")
@@ -386,7 +394,7 @@ class _Builder:
             self.obs_names[oid] = name
             self.placeholders[oid] = (obs_ph, noise_ph)
             formulas[oid] = formula
-            noise[oid] = (noise_text, f"{where}, noiseFormula", noise_ph)
+            noise[oid] = (noise_text, f"{where}, noiseFormula", noise_ph if declared is None else obs_ph + noise_ph)
             self.obs[name] = {"formula": _expr.to_string(formula), "noise": _NOISE[(trafo, dist)]}
         # a noise formula may read states, time and observables (by their formulas), e.g. an
         # absolute plus relative error `noiseParameter1_obs + noiseParameter2_obs * obs`
@@ -433,7 +441,7 @@ class _Builder:
         pre_col = "preequilibrationConditionId"
         pairs: list[tuple[str, str]] = []
         records: list[dict[str, Any]] = []
-        ph_columns: list[str] = [p for o, n in self.placeholders.values() for p in o + n]
+        ph_columns = self.placeholder_columns()
         for k, row in meas_df.iterrows():
             f, r = meas_origin[k]
             where = f"{f}, row {r + 2}"
@@ -454,23 +462,8 @@ class _Builder:
             if t < 0:
                 raise PetabError(f"{where}: time {t} is before 0")
             y = _float(row["measurement"], f"{where}, measurement")
-            rec: dict[str, Any] = {"time": t, "observable": self.obs_names[oid], "value": y, "_pair": (pre, sim)}
-            obs_ph, noise_ph = self.placeholders[oid]
-            for col, names in (("observableParameters", obs_ph), ("noiseParameters", noise_ph)):
-                raw = row[col] if col in meas_df.columns else None
-                values = [] if _empty(raw) else [v.strip() for v in str(raw).split(";")]
-                if len(values) != len(names):
-                    raise PetabError(
-                        f"{where}: {col} gives {len(values)} value(s) but observable {oid!r} has {len(names)} placeholder(s)"
-                    )
-                for ph, v in zip(names, values):
-                    try:
-                        rec[ph] = float(v)
-                    except ValueError:
-                        ref = self.name(v)
-                        if ref not in self.params:
-                            raise PetabError(f"{where}: {col} value {v!r} is neither a number nor a parameter id") from None
-                        rec[ph] = ref
+            rec: dict[str, Any] = {"time": t, "observable": self.obs_names[oid], "value": y, "_pair": (pre, sim),
+                                   **self.placeholder_values(row, oid, where)}
             if (pre, sim) not in pairs:
                 pairs.append((pre, sim))
             records.append(rec)
@@ -498,6 +491,34 @@ class _Builder:
             if col not in data.columns:
                 data[col] = np.nan
         return conditions, data, ph_columns
+
+    def placeholder_values(self, row: pd.Series, oid: str, where: str) -> dict[str, Any]:
+        """A measurement row's ``observableParameters`` / ``noiseParameters``: placeholder name
+        -> number or parameter name, one value per placeholder of observable ``oid``, in order."""
+        out: dict[str, Any] = {}
+        obs_ph, noise_ph = self.placeholders[oid]
+        for col, names in (("observableParameters", obs_ph), ("noiseParameters", noise_ph)):
+            raw = row[col] if col in row.index else None
+            values = [] if _empty(raw) else [v.strip() for v in str(raw).split(";")]
+            if len(values) != len(names):
+                raise PetabError(
+                    f"{where}: {col} gives {len(values)} value(s) but observable {oid!r} has {len(names)} placeholder(s)"
+                )
+            for ph, v in zip(names, values):
+                try:
+                    out[ph] = float(v)
+                except ValueError:
+                    ref = self.name(v)
+                    if ref not in self.params:
+                        raise PetabError(f"{where}: {col} value {v!r} is neither a number nor a parameter id") from None
+                    out[ph] = ref
+                if isinstance(out[ph], float) and not math.isfinite(out[ph]):
+                    raise PetabError(f"{where}: {col} value {v!r} is not finite")
+        return out
+
+    def placeholder_columns(self) -> list[str]:
+        """Every placeholder name once, in the observables' order."""
+        return list(dict.fromkeys(p for o, n in self.placeholders.values() for p in o + n))
 
     def spec(self) -> dict[str, Any]:
         sb = self.sbml

@@ -8,27 +8,36 @@ What is read (tables with pandas, YAML with safe loading; see docs/petab.md):
   ``logNormal`` (``log-normal``) and ``uniform``, on the linear scale. Rows that the
   mapping table maps to network parameters are PEtab SciML's (see :mod:`._sciml`).
 * **observables**: as in v1; ``noiseDistribution`` ``log-normal`` / ``log-laplace`` are
-  v1's log transformation with normal / laplace noise.
+  v1's log transformation with normal / laplace noise; ``observablePlaceholders`` /
+  ``noisePlaceholders`` declare each observable's placeholder ids (any valid id).
 * **experiments** (``experimentId, time, conditionId``): one pyude condition per
-  experiment, starting at its ``time`` (the same for all: the problem's t0).
-* **conditions** (``conditionId, targetId, targetValue``, long format): the experiment's
-  condition sets parameters, species' initial values or network inputs to a number or
-  a parameter id.
-* **measurements** (``observableId, experimentId, measurement, time``).
+  experiment: one period at a finite time (the same for all: the problem's t0), optionally
+  after a preequilibration period at ``-inf``; rows with the same ``time`` are one period.
+  v2's changes persist, so the preequilibration's parameter values hold on in the main
+  period unless it sets them again.
+* **conditions** (``conditionId, targetId, targetValue``, long format): a period's
+  conditions set parameters, species' values or network inputs to a number or a
+  parameter id.
+* **measurements** (``observableId, experimentId, measurement, time``, optional
+  ``observableParameters`` / ``noiseParameters``); time ``inf`` is a steady state.
 
-Refused by name (:class:`PetabError` naming the file, the row and the id): experiments
-with several periods (preequilibration at ``-inf``, condition changes during a
-simulation), different start times, condition values that are expressions, placeholders
-(``observablePlaceholders``/``observableParameters``...), aliases in the mapping table
-(PEtab ids for model entities), other prior distributions, unknown problem-file keys.
+Refused by name (:class:`PetabError` naming the file, the row and the id): more than one
+period at a finite time (condition changes during a simulation), different start times,
+conditions of one period that set the same target, condition or placeholder values that
+are expressions, preequilibration of a model with events or with network inputs set per
+condition, aliases in the mapping table (PEtab ids for model entities), other prior
+distributions, unknown problem-file keys.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..problem._problem import Problem
@@ -42,6 +51,7 @@ _SCIML_KEYS = ("sciml", "petab_sciml")
 _V2_NOISE = {"log-normal": ("log", "normal"), "log-laplace": ("log", "laplace")}
 _PRIORS = {"normal": "normal", "logNormal": "lognormal", "log-normal": "lognormal", "uniform": "uniform"}
 _ESTIMATE = {"1": "1", "0": "0", "true": "1", "false": "0"}
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def where_of(origin, k: int, ident: str = "") -> str:
@@ -95,9 +105,10 @@ def load_v2(path: Path, raw: dict, *, solver: str, rtol: float, atol: float, max
     priors = _parameters(b, params_df.drop(index=net_rows), params_origin, net_rows)
     conditions = _conditions(b, sciml, cond_df, cond_origin)
     sciml.resolve(conditions)
-    b.observables(_v2_observables(obs_df, obs_origin), obs_origin)
+    obs_table, declared = _v2_observables(obs_df, obs_origin)
+    b.observables(obs_table, obs_origin, declared=declared)
     experiments, t0 = _experiments(exp_df, exp_origin, set(conditions) | sciml.array_conditions)
-    data, cond_table = _measurements(b, sciml, meas_df, meas_origin, experiments, conditions)
+    data, cond_table, row_parameters = _measurements(b, sciml, meas_df, meas_origin, experiments, conditions)
 
     spec = sciml.spec(b.spec())
     model = Model.from_dict(spec)
@@ -117,6 +128,7 @@ def load_v2(path: Path, raw: dict, *, solver: str, rtol: float, atol: float, max
         t0=t0,
         engine=engine,
         params=sciml.nominal or None,
+        row_parameters=row_parameters,
         batching=batching,
     )
     problem.petab_file = path
@@ -177,16 +189,26 @@ def prior_spec(kind: str, values: str, where: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ observables
-def _v2_observables(df: pd.DataFrame, origin) -> pd.DataFrame:
-    """v2 noise distributions as v1's (transformation, distribution); placeholders refused."""
+def _v2_observables(df: pd.DataFrame, origin) -> tuple[pd.DataFrame, dict[str, tuple[list[str], list[str]]]]:
+    """v2 noise distributions as v1's (transformation, distribution), and each observable's
+    declared placeholders ``{observableId: (observablePlaceholders, noisePlaceholders)}``."""
     df = df.copy()
-    for col in ("observablePlaceholders", "noisePlaceholders"):
-        if col in df.columns:
-            for k, v in enumerate(df[col]):
-                if not _empty(v):
-                    raise PetabError(f"{where_of(origin, k, _cell(df['observableId'].iloc[k]))}: {col} "
-                                     f"(placeholders) are not supported")
-            df = df.drop(columns=[col])
+    declared: dict[str, tuple[list[str], list[str]]] = {}
+    for k in range(len(df)):
+        oid = _cell(df["observableId"].iloc[k]) if "observableId" in df.columns else ""
+        lists = []
+        for col in ("observablePlaceholders", "noisePlaceholders"):
+            raw = df[col].iloc[k] if col in df.columns else None
+            ids = [] if _empty(raw) else [v.strip() for v in str(raw).split(";")]
+            for ph in ids:
+                if not _ID.fullmatch(ph):
+                    raise PetabError(f"{where_of(origin, k, oid)}: {col}: {ph!r} is not a valid id")
+            lists.append(ids)
+        dup = sorted({ph for ph in lists[0] + lists[1] if (lists[0] + lists[1]).count(ph) > 1})
+        if dup:
+            raise PetabError(f"{where_of(origin, k, oid)}: placeholder(s) {dup} declared twice")
+        declared[oid] = (lists[0], lists[1])
+    df = df.drop(columns=[c for c in ("observablePlaceholders", "noisePlaceholders") if c in df.columns])
     if "noiseDistribution" in df.columns:
         for k, v in enumerate(df["noiseDistribution"]):
             if _cell(v) in _V2_NOISE:
@@ -197,7 +219,7 @@ def _v2_observables(df: pd.DataFrame, origin) -> pd.DataFrame:
                 if "observableTransformation" not in df.columns:
                     df["observableTransformation"] = "lin"
                 df.loc[k, "observableTransformation"], df.loc[k, "noiseDistribution"] = _V2_NOISE[_cell(v)]
-    return df
+    return df, declared
 
 
 # ------------------------------------------------------------------------ conditions
@@ -242,35 +264,74 @@ def _conditions(b: _Builder, sciml, df: pd.DataFrame, origin) -> dict[str, dict[
 
 
 # ------------------------------------------------------------------------ experiments
-def _experiments(df: pd.DataFrame, origin, known_conditions: set[str]) -> tuple[dict[str, str], float]:
-    """``{experimentId: conditionId ('' for none)}`` and the common start time."""
-    out: dict[str, str] = {}
+@dataclass(frozen=True)
+class _Experiment:
+    """An experiment's periods as pyude reads them: the conditions applied at ``t0`` and,
+    where it has a preequilibration period (``time`` -inf), the conditions applied before it."""
+
+    main: tuple[str, ...]
+    preequilibration: tuple[str, ...] | None
+    t0: float
+    where: str
+
+
+def _experiments(df: pd.DataFrame, origin, known_conditions: set[str]) -> tuple[dict[str, _Experiment], float]:
+    """``{experimentId: _Experiment}`` and the common start time. Rows of one experiment with
+    the same ``time`` are one period whose conditions apply together."""
     if len(df) == 0:
-        return out, 0.0
+        return {}, 0.0
     _need(df, ("experimentId", "time", "conditionId"), origin[0][0])
-    starts: dict[str, float] = {}
+    periods: dict[str, dict[float, list[str]]] = {}
+    first_row: dict[str, str] = {}
     for k, row in df.iterrows():
         eid = _cell(row["experimentId"])
         where = where_of(origin, k, eid)
+        if not eid:
+            raise PetabError(f"{where}: empty experimentId")
         t = _float(row["time"], f"{where}, time")
-        if eid in out:
-            raise PetabError(f"{where}: experiment {eid!r} has several periods (condition changes during a "
-                             f"simulation, or a preequilibration); only one period per experiment is supported")
-        if math.isinf(t):
-            raise PetabError(f"{where}: a period at time {t} (preequilibration) is not supported")
+        if t == math.inf:
+            raise PetabError(f"{where}: a period cannot start at time inf")
         cid = _cell(row["conditionId"])
         if cid and cid not in known_conditions:
             raise PetabError(f"{where}: unknown conditionId {cid!r} (not in the condition table or an array file)")
-        out[eid], starts[eid] = cid, t
-    t0s = sorted(set(starts.values()))
+        first_row.setdefault(eid, where)
+        cids = periods.setdefault(eid, {}).setdefault(t, [])
+        if cid in cids:
+            raise PetabError(f"{where}: condition {cid!r} is applied twice at time {t} in experiment {eid!r}")
+        if cid:
+            cids.append(cid)
+    out: dict[str, _Experiment] = {}
+    for eid, by_time in periods.items():
+        finite = sorted(t for t in by_time if math.isfinite(t))
+        if len(finite) != 1:
+            raise PetabError(
+                f"{first_row[eid]}: experiment {eid!r} has {len(finite)} periods at finite times {finite}; "
+                f"pyude supports one (condition changes during a simulation are not supported), after an "
+                f"optional preequilibration period at time -inf")
+        t0 = finite[0]
+        pre = tuple(by_time[-math.inf]) if -math.inf in by_time else None
+        out[eid] = _Experiment(tuple(by_time[t0]), pre, t0, first_row[eid])
+    t0s = sorted({e.t0 for e in out.values()})
     if len(t0s) > 1:
         raise PetabError(f"{origin[0][0]}: experiments start at different times {t0s}; one start time is supported")
     return out, t0s[0]
 
 
-def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dict[str, str],
-                  conditions: dict[str, dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The data frame (condition = experimentId) and the pyude conditions table (one row per experiment)."""
+def _merge(cids: tuple[str, ...], conditions: dict[str, dict[str, Any]], where: str) -> dict[str, Any]:
+    """The changes of several conditions applied together (their targets must be disjoint)."""
+    out: dict[str, Any] = {}
+    for cid in cids:
+        for name, value in conditions.get(cid, {}).items():
+            if name in out:
+                raise PetabError(f"{where}: conditions {list(cids)} applied together both set {name!r}")
+            out[name] = value
+    return out
+
+
+def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dict[str, _Experiment],
+                  conditions: dict[str, dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The data frame (condition = experimentId), the pyude conditions table (one row per
+    experiment, plus one per distinct preequilibration) and the placeholder columns."""
     _need(df, ("observableId", "measurement", "time"), origin[0][0])
     records = []
     used: list[str] = []
@@ -282,19 +343,53 @@ def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dic
         eid = _cell(row.get("experimentId"))
         if eid and eid not in experiments:
             raise PetabError(f"{where}: unknown experimentId {eid!r}")
-        for col in ("observableParameters", "noiseParameters"):
-            if col in df.columns and not _empty(row[col]):
-                raise PetabError(f"{where}: {col} (placeholders) are not supported")
         t = _float(row["time"], f"{where}, time")
-        if math.isinf(t):
-            raise PetabError(f"{where}: steady-state measurements (time inf) are not supported")
+        if t == -math.inf:
+            raise PetabError(f"{where}: time -inf is not a measurement time (inf, for steady state, is)")
         y = _float(row["measurement"], f"{where}, measurement")
-        records.append({"time": t, "observable": b.obs_names[oid], "value": y, "condition": eid or "default"})
+        records.append({"time": t, "observable": b.obs_names[oid], "value": y, "condition": eid or "default",
+                        **b.placeholder_values(row, oid, where)})
         if (eid or "default") not in used:
             used.append(eid or "default")
     rows = []
+    pre_rows: dict[tuple[str, ...], str] = {}
+    per_condition_inputs = bool(sciml.condition_inputs or sciml.array_inputs)
     for eid in used:
-        cid = experiments.get(eid, "")
-        rows.append({"condition": eid, **conditions.get(cid, {}), **sciml.condition_values(eid, cid)})
-    return pd.DataFrame(records), pd.DataFrame(rows)
+        e = experiments.get(eid)
+        if e is None:
+            rows.append({"condition": eid, **sciml.condition_values(eid, "")})
+            continue
+        if per_condition_inputs and (len(e.main) > 1 or e.preequilibration is not None):
+            raise PetabError(f"{e.where}: experiment {eid!r}: network inputs set per condition together with "
+                             f"{'a preequilibration' if e.preequilibration is not None else 'several conditions'} "
+                             f"are not supported")
+        main = _merge(e.main, conditions, e.where)
+        row: dict[str, Any] = {"condition": eid}
+        if e.preequilibration is not None:
+            if b.sbml.spec.get("events"):
+                raise PetabError(f"{e.where}: preequilibration of a model with events is not supported")
+            pre = _merge(e.preequilibration, conditions, e.where)
+            if e.preequilibration not in pre_rows:
+                pre_rows[e.preequilibration] = _fresh_id("preequilibration:" + "+".join(e.preequilibration),
+                                                         set(experiments) | {"default"} | set(pre_rows.values()))
+            row["preequilibration"] = pre_rows[e.preequilibration]
+            # v2's changes persist: the preequilibration's parameter values hold on unless
+            # the main period changes them; its species values were initial values only
+            row.update({n: v for n, v in pre.items() if n not in b.sbml.states})
+        row.update(main)
+        row.update(sciml.condition_values(eid, e.main[0] if e.main else ""))
+        rows.append(row)
+    for cids, pid in pre_rows.items():
+        rows.append({"condition": pid, "preequilibration": None, **_merge(cids, conditions, pid)})
+    ph_columns = b.placeholder_columns()
+    data = pd.DataFrame(records)
+    for col in ph_columns:
+        if col not in data.columns:
+            data[col] = np.nan
+    return data, pd.DataFrame(rows), ph_columns
 
+
+def _fresh_id(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name = "_" + name
+    return name
