@@ -237,6 +237,49 @@ def test_estimation_errors():
         pyude.Problem(DECAY, pd.DataFrame({"time": [1.0], "observable": ["x"], "value": [1.0]}), priors={"k": 1.0})
 
 
+PRIOR_MODEL = {"states": ["x"], "parameters": {"a": 0.6, "b": 1.3, "c": 0.4, "d": 2.0, "e": 3.0},
+               "equations": {"x": "-a * b * c * d * e * x / 10"}, "initial": {"x": 1.0}}
+PRIORS = {
+    "a": {"dist": "laplace", "loc": 0.5, "scale": 0.2},
+    "b": {"dist": "loglaplace", "loc": 0.1, "scale": 0.3},
+    "c": {"dist": "normal", "mean": -0.2, "sd": 0.5, "on": "log10"},
+    "d": {"dist": "uniform", "lower": -1.0, "upper": 2.0, "on": "log"},
+    "e": {"dist": "laplace", "loc": 0.0, "scale": 1.0, "on": "log10"},
+}
+
+
+def _prior_nlp(v):
+    a, b, c, d, e = (v[k] for k in "abcde")
+    value = (np.log(0.4) + abs(a - 0.5) / 0.2 + np.log(b) + np.log(0.6) + abs(np.log(b) - 0.1) / 0.3
+             + np.log(0.5) + 0.5 * np.log(2 * np.pi) + 0.5 * ((np.log10(c) + 0.2) / 0.5) ** 2
+             + np.log(3.0) + np.log(2.0) + abs(np.log10(e)))
+    grad = {"a": np.sign(a - 0.5) / 0.2, "b": 1 / b + np.sign(np.log(b) - 0.1) / (0.3 * b),
+            "c": (np.log10(c) + 0.2) / 0.25 / (c * np.log(10)), "d": 0.0, "e": np.sign(np.log10(e)) / (e * np.log(10))}
+    return value, grad
+
+
+def test_laplace_loglaplace_and_scale_priors_match_their_densities():
+    """-log densities (PEtab's definitions; ``on: log10`` is a density over log10 of the value,
+    without a Jacobian) and their gradients, against the closed forms."""
+    data = pd.DataFrame({"time": [1.0], "observable": ["x"], "value": [0.7]})
+    plain = pyude.Problem(PRIOR_MODEL, data, solver="Tsit5", rtol=1e-10, atol=1e-12)
+    with_priors = pyude.Problem(PRIOR_MODEL, data, solver="Tsit5", rtol=1e-10, atol=1e-12, priors=PRIORS)
+    v = dict(PRIOR_MODEL["parameters"])
+    want, want_grad = _prior_nlp(v)
+    assert with_priors.loss(v) - plain.loss(v) == pytest.approx(want, rel=1e-12)
+    _, g0 = plain.value_and_grad(v)
+    _, g1 = with_priors.value_and_grad(v)
+    for k in "abcde":
+        assert g1[k] - g0[k] == pytest.approx(want_grad[k], rel=1e-9, abs=1e-12), k
+    assert np.isinf(with_priors.loss({**v, "d": np.exp(2.5)}))  # outside the uniform's log-range
+    with pytest.raises(DataError, match="priors.b: a loglaplace prior is over the value itself"):
+        pyude.Problem(PRIOR_MODEL, data, priors={"b": {**PRIORS["b"], "on": "log"}})
+    with pytest.raises(DataError, match="priors.a: need a finite loc and a positive scale"):
+        pyude.Problem(PRIOR_MODEL, data, priors={"a": {**PRIORS["a"], "scale": 0.0}})
+    with pytest.raises(DataError, match=r"priors.a: on must be one of \['lin', 'log', 'log10'\]"):
+        pyude.Problem(PRIOR_MODEL, data, priors={"a": {**PRIORS["a"], "on": "ln"}})
+
+
 # --------------------------------------------------------------------- fit
 def test_michaelis_menten_recovers_vmax_and_km():
     """examples/michaelis_menten: true Vmax 2.0, Km 1.5; stated: each within 10%."""

@@ -163,7 +163,7 @@ def test_unmapped_network_input(tmp_path):
     (("parameters.tsv", ("net1_ps\tlin\t-inf\tinf", "net1_ps\tlin\t-5\t5"), None),
      "finite lowerBound on network parameters"),
     (("parameters.tsv", None, [["kappa", "lin", "0", "1", "0.5", "1", "cauchy", "0;1"]]),
-     "prior distribution 'cauchy' is not supported"),
+     "prior 'cauchy' is not supported"),
 ])
 def test_unsupported_refused_by_name(tmp_path, edit, message):
     yaml_file = _case_copy(tmp_path)
@@ -245,8 +245,11 @@ def test_julia_engine_exports_assignments_and_refuses_uniform_priors():
 
     assert julia_spec(pyude.Model.from_dict(LINEAR))["assignments"] == [
         {"name": "k", "value": {"op": "*", "args": [{"num": 2.0}, {"sym": "a"}]}}]
-    arrays = {"data": {"noise": np.zeros(1)}, "priors": {"kind": np.array([2])}}
-    with pytest.raises(SpecError, match=r"not prior kind\(s\) \[2\]"):
+    arrays = {"data": {"noise": np.zeros(1)}, "priors": {"kind": np.array([2]), "on": np.zeros(1)}}
+    with pytest.raises(SpecError, match=r"normal and lognormal priors only, not \['uniform'\]"):
+        check_supported(arrays)
+    arrays["priors"] = {"kind": np.array([0]), "on": np.array([2])}
+    with pytest.raises(SpecError, match=r"priors over the parameter's value only"):
         check_supported(arrays)
 
 

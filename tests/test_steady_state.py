@@ -166,6 +166,33 @@ def petab_problem(tmp_path_factory):
     return pyude.petab.load(d / "problem.yaml", rtol=1e-10, atol=1e-12)
 
 
+def test_petab_v1_priors_of_every_type(petab_problem, tmp_path):
+    """objectivePriorType on the parameter table: the loss gains each -log density (PEtab's:
+    parameterScale types over the parameter on its parameterScale, no Jacobian)."""
+    params = (PETAB_FILES["parameters.tsv"].replace("estimate\n", "estimate\tobjectivePriorType\tobjectivePriorParameters\n")
+              .replace("0.7\t1\n", "0.7\t1\tparameterScaleNormal\t0;1\n")
+              .replace("0.3\t1\n", "0.3\t1\tparameterScaleLaplace\t-1;0.5\n")
+              .replace("\t2\t1\n", "\t2\t1\tlaplace\t2.5;0.5\n")
+              .replace("0.5\t1\n", "0.5\t1\tparameterScaleUniform\t-2;1\n")
+              .replace("1.5\t1\n", "1.5\t1\tlogLaplace\t0;2\n")
+              .replace("0.4\t1\n", "0.4\t1\tuniform\t0.1;10\n"))
+    assert params.count("\t1\t") == 6 and params.count(";") == 6
+    for name, text in {**PETAB_FILES, "parameters.tsv": params}.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "model.xml").write_text(SBML)
+    import pyude.petab
+
+    pr = pyude.petab.load(tmp_path / "problem.yaml", rtol=1e-10, atol=1e-12)
+    nominal = petab_problem.nominal_params()
+    want = (0.5 * np.log(2 * np.pi) + 0.5 * np.log10(0.7) ** 2  # k1: normal over log10(k1), sd 1
+            + np.log(1.0) + abs(np.log10(0.3) + 1) / 0.5  # k2: laplace over log10(k2)
+            + np.log(1.0) + abs(2.0 - 2.5) / 0.5  # s: laplace, 2b = 1
+            + np.log(3.0)  # kd: uniform over ln(kd) in [-2, 1]
+            + np.log(1.5) + np.log(4.0) + abs(np.log(1.5)) / 2  # V1: log-laplace
+            + np.log(9.9))  # V2: uniform
+    assert pr.loss(nominal) - petab_problem.loss(nominal) == pytest.approx(want, rel=1e-10)
+
+
 def test_petab_steady_state_measurements(petab_problem):
     sim = petab_problem.simulate(petab_problem.nominal_params())
     p = {k: PARAMS[k] for k in ("k1", "k2", "V1", "V2", "s", "kd")}

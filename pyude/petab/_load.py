@@ -12,7 +12,9 @@ r"""PEtab v1 problems -> :class:`pyude.Problem` (tables read with pandas).
   ``;``-separated), through the problem's ``row_parameters``.
 * **parameters**: the parameter table's nominal values replace the SBML values;
   ``estimate = 1`` parameters are estimated on their ``parameterScale`` within their
-  bounds; priors ``normal`` and ``logNormal`` (on the linear scale) are supported.
+  bounds; priors of every v1 ``objectivePriorType``: ``normal``, ``laplace``, ``logNormal``,
+  ``logLaplace``, ``uniform`` over the value, ``parameterScale{Normal,Laplace,Uniform}`` over
+  the parameter on its ``parameterScale``.
 * **conditions**: the condition table's columns override parameters, compartment sizes
   and species' initial values (a number or a parameter id; empty/NaN keeps the model's).
   A measurement's (``preequilibrationConditionId``, ``simulationConditionId``) pair is
@@ -21,8 +23,8 @@ r"""PEtab v1 problems -> :class:`pyude.Problem` (tables read with pandas).
 * **steady-state measurements** (time ``inf``): the simulation continues from the last
   finite data time to a steady state (see :mod:`pyude.engines.jax._steady_state`).
 
-Refused by name: PEtab v2 and several problems in one file, other noise distributions,
-other prior types, condition columns that are assignment-rule targets.
+Refused by name: several problems in one file (v2: :mod:`pyude.petab._v2`), other noise
+distributions, other prior types, condition columns that are assignment-rule targets.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import yaml
 
 from .._errors import SolverError
 from .._sensitivity import AbstractSensitivity
+from ..problem._estimate import PRIOR_KEYS
 from ..problem._problem import Problem
 from ..spec import _expr
 from ..spec._checks import read_yaml
@@ -56,7 +59,12 @@ _NOISE = {
     ("log10", "laplace"): "log10laplace",
 }
 _SCALES = ("lin", "log", "log10")
-_PRIORS = {"normal": "normal", "logNormal": "lognormal"}
+# PEtab prior types -> (pyude's dist, whether the density is over the parameter's scale, not its value)
+_PRIORS = {"normal": ("normal", False), "laplace": ("laplace", False), "uniform": ("uniform", False),
+           "logNormal": ("lognormal", False), "logLaplace": ("loglaplace", False),
+           "log-normal": ("lognormal", False), "log-laplace": ("loglaplace", False),  # v2's spellings
+           "parameterScaleNormal": ("normal", True), "parameterScaleLaplace": ("laplace", True),
+           "parameterScaleUniform": ("uniform", True)}
 # sympy-style function names of PEtab formulas -> the spec's
 _FUNCTION_ALIASES = {"ln": "log", "Abs": "abs", "Max": "max", "Min": "min", "arcsin": "asin", "arccos": "acos",
                      "arctan": "atan"}
@@ -313,16 +321,9 @@ class _Builder:
         kind = row.get("objectivePriorType")
         if _empty(kind):
             return
-        kind = str(kind).strip()
-        if kind == "parameterScaleNormal" and self.params[name]["scale"] == "lin":
-            kind = "normal"
-        if kind not in _PRIORS:
-            raise PetabError(f"{where}: objectivePriorType {kind!r} is not supported (supported: {sorted(_PRIORS)})")
-        values = str(row.get("objectivePriorParameters", "")).split(";")
-        if len(values) != 2:
-            raise PetabError(f"{where}: objectivePriorParameters must be 'mean;sd'")
-        mean, sd = (_float(v, f"{where}, objectivePriorParameters") for v in values)
-        self.priors[name] = {"dist": _PRIORS[kind], "mean": mean, "sd": sd}
+        values = row.get("objectivePriorParameters")
+        self.priors[name] = petab_prior(str(kind).strip(), "" if _empty(values) else str(values), where,
+                                        self.params[name]["scale"], "objectivePriorParameters")
 
     # ---------------------------------------------------------------- observables
     def _formula(
@@ -526,6 +527,23 @@ class _Builder:
         spec["parameters"] = self.params
         spec["observables"] = self.obs
         return spec
+
+
+def petab_prior(kind: str, values: str, where: str, scale: str = "lin", column: str = "priorParameters") -> dict:
+    """pyude's prior entry for a PEtab prior type and its ``;``-separated two numbers; a
+    ``parameterScale...`` prior is a density over the parameter on its ``scale``."""
+    if kind not in _PRIORS:
+        raise PetabError(f"{where}: prior {kind!r} is not supported (supported: {sorted(_PRIORS)})")
+    dist, on_scale = _PRIORS[kind]
+    parts = [v.strip() for v in values.split(";")] if values else []
+    if len(parts) != 2:
+        raise PetabError(f"{where}: {column} must be two numbers 'a;b', got {values!r}")
+    a, b = (_float(v, f"{where}, {column}") for v in parts)
+    first, second = PRIOR_KEYS[dist]
+    out: dict[str, Any] = {"dist": dist, first: a, second: b}
+    if on_scale and scale != "lin":
+        out["on"] = scale
+    return out
 
 
 def _placeholders(text: str, kind: str, oid: str) -> list[str]:

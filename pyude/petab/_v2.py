@@ -43,13 +43,12 @@ import pandas as pd
 from ..problem._problem import Problem
 from ..spec._model import Model
 from ._errors import PetabError
-from ._load import PetabProblem, _Builder, _empty, _float, _need, _read_tsv, _tables, read_model
+from ._load import PetabProblem, _Builder, _empty, _float, _need, _read_tsv, _tables, petab_prior, read_model
 
 _KEYS = ("format_version", "id", "model_files", "parameter_files", "observable_files", "measurement_files",
          "condition_files", "experiment_files", "mapping_files", "extensions")
 _SCIML_KEYS = ("sciml", "petab_sciml")
 _V2_NOISE = {"log-normal": ("log", "normal"), "log-laplace": ("log", "laplace")}
-_PRIORS = {"normal": "normal", "logNormal": "lognormal", "log-normal": "lognormal", "uniform": "uniform"}
 _ESTIMATE = {"1": "1", "0": "0", "true": "1", "false": "0"}
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -177,15 +176,9 @@ def _parameters(b: _Builder, df: pd.DataFrame, origin, skipped) -> dict[str, Any
 
 
 def prior_spec(kind: str, values: str, where: str) -> dict[str, Any]:
-    """pyude's prior entry for a PEtab ``priorDistribution`` and its ``;``-separated parameters."""
-    if kind not in _PRIORS:
-        raise PetabError(f"{where}: prior distribution {kind!r} is not supported (supported: {sorted(_PRIORS)})")
-    parts = [v.strip() for v in values.split(";")] if values else []
-    if len(parts) != 2:
-        raise PetabError(f"{where}: priorParameters must be two numbers 'a;b', got {values!r}")
-    a, c = (_float(v, f"{where}, priorParameters") for v in parts)
-    dist = _PRIORS[kind]
-    return {"dist": dist, "lower": a, "upper": c} if dist == "uniform" else {"dist": dist, "mean": a, "sd": c}
+    """pyude's prior entry for a PEtab ``priorDistribution`` and its ``;``-separated parameters
+    (v2 has no parameter scales: every density is over the value)."""
+    return petab_prior(kind, values, where)
 
 
 # ------------------------------------------------------------------------ observables

@@ -18,7 +18,10 @@ from .._errors import DataError
 from ..spec._model import INITIAL_PREFIX
 
 SCALE_CODES = {"lin": 0, "log": 1, "log10": 2}
-PRIORS = ("normal", "lognormal", "uniform")  # codes 0, 1, 2 of the objective's prior arrays
+PRIORS = ("normal", "lognormal", "uniform", "laplace", "loglaplace")  # codes of the objective's prior arrays
+# each prior's two numbers, in the objective's (mean, sd) arrays
+PRIOR_KEYS = {"normal": ("mean", "sd"), "lognormal": ("mean", "sd"), "uniform": ("lower", "upper"),
+              "laplace": ("loc", "scale"), "loglaplace": ("loc", "scale")}
 
 
 def to_scale(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -49,9 +52,10 @@ class Estimation:
     is_network: np.ndarray
     y0_estimated: np.ndarray  # (n_states,) bool
     prior_index: np.ndarray  # into z
-    prior_kind: np.ndarray  # 0 normal, 1 lognormal
-    prior_mean: np.ndarray
-    prior_sd: np.ndarray
+    prior_kind: np.ndarray  # index into PRIORS
+    prior_mean: np.ndarray  # the prior's first number (PRIOR_KEYS)
+    prior_sd: np.ndarray  # its second
+    prior_on: np.ndarray  # 0: density over the value, 1: over its log, 2: over its log10
     l2: float
 
     @property
@@ -137,13 +141,13 @@ def build_estimation(
             is_net.append(p is None)
         names.append(name)
 
-    p_index, p_kind, p_mean, p_sd = [], [], [], []
+    p_index, p_kind, p_mean, p_sd, p_on = [], [], [], [], []
     for name, spec in (priors or {}).items():
         where = f"priors.{name}"
         if name not in params and name not in groups and name not in entries:
             known = list(params) + list(groups) + [n for g in groups.values() for n in g]
             raise DataError(f"{where}: {name!r} is not a parameter, network or network array ({known})")
-        kind, a, b = _prior(spec, where)
+        kind, a, b, on = _prior(spec, where)
         # a network (all its arrays) or one array: the same prior on every entry
         for entry in groups.get(name, [name]):
             off, size = entries[entry]
@@ -151,6 +155,7 @@ def build_estimation(
             p_kind.extend([kind] * size)
             p_mean.extend([a] * size)
             p_sd.extend([b] * size)
+            p_on.extend([on] * size)
     l2 = float(l2)
     if not (np.isfinite(l2) and l2 >= 0):
         raise DataError(f"l2 must be a non-negative number, got {l2}")
@@ -166,26 +171,37 @@ def build_estimation(
         np.asarray(p_kind, dtype=np.int64),
         np.asarray(p_mean, dtype=float),
         np.asarray(p_sd, dtype=float),
+        np.asarray(p_on, dtype=np.int64),
         l2,
     )
 
 
-def _prior(spec, where: str) -> tuple[int, float, float]:
-    """``(kind, a, b)``: normal/lognormal ``(mean, sd)``, uniform ``(lower, upper)``."""
+def _prior(spec, where: str) -> tuple[int, float, float, int]:
+    """``(kind, a, b, on)``: the two numbers of ``PRIOR_KEYS[dist]``; ``on`` the scale code
+    of the variable the density is over (``on: log10``: over ``log10(value)``, no Jacobian,
+    as PEtab's parameterScale priors)."""
     if not isinstance(spec, Mapping) or spec.get("dist") not in PRIORS:
-        raise DataError(f"{where}: expected {{dist: normal|lognormal, mean: m, sd: s}} or "
-                        f"{{dist: uniform, lower: a, upper: b}}, got {spec!r}")
-    keys = ("lower", "upper") if spec["dist"] == "uniform" else ("mean", "sd")
-    unknown = set(spec) - {"dist", *keys}
+        raise DataError(f"{where}: expected {{dist: normal|lognormal, mean: m, sd: s}}, "
+                        f"{{dist: laplace|loglaplace, loc: m, scale: b}} or {{dist: uniform, lower: a, upper: b}} "
+                        f"(optionally on: lin|log|log10), got {spec!r}")
+    dist = spec["dist"]
+    keys = PRIOR_KEYS[dist]
+    unknown = set(spec) - {"dist", "on", *keys}
     if unknown:
-        raise DataError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: dist, {', '.join(keys)}")
+        raise DataError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: dist, {', '.join(keys)}, on")
+    on = spec.get("on", "lin")
+    if on not in SCALE_CODES:
+        raise DataError(f"{where}: on must be one of {list(SCALE_CODES)}, got {on!r}")
+    if on != "lin" and dist in ("lognormal", "loglaplace"):
+        raise DataError(f"{where}: a {dist} prior is over the value itself (on: lin); for a {dist[3:]} density "
+                        f"over log(value) use dist: {dist[3:]} with on: log")
     try:
         a, b = float(spec[keys[0]]), float(spec[keys[1]])
     except (KeyError, TypeError, ValueError):
         raise DataError(f"{where}: {keys[0]!r} and {keys[1]!r} must be numbers") from None
-    if spec["dist"] == "uniform":
+    if dist == "uniform":
         if not (np.isfinite(a) and np.isfinite(b) and a < b):
             raise DataError(f"{where}: need finite lower < upper, got lower={a}, upper={b}")
     elif not (np.isfinite(a) and np.isfinite(b) and b > 0):
-        raise DataError(f"{where}: need a finite mean and a positive sd, got mean={a}, sd={b}")
-    return PRIORS.index(spec["dist"]), a, b
+        raise DataError(f"{where}: need a finite {keys[0]} and a positive {keys[1]}, got {keys[0]}={a}, {keys[1]}={b}")
+    return PRIORS.index(dist), a, b, SCALE_CODES[on]

@@ -263,6 +263,7 @@ class Problem:
                 "kind": jnp.asarray(est.prior_kind),
                 "mean": jnp.asarray(est.prior_mean),
                 "sd": jnp.asarray(est.prior_sd),
+                "on": jnp.asarray(est.prior_on),
             },
         }
         if ts is None:

@@ -265,24 +265,29 @@ def _objective(cm: CompiledModel, s: Settings, trajectory: Callable, mode: str):
             data_term = jnp.sum(d["weight"] * ((d["value"] - h) / sigma) ** 2)
         else:
             data_term = jnp.sum(d["weight"] * nll_terms(d["noise"], d["value"], h, sigma))
-        pr = a["priors"]
-        v = z[pr["index"]]
-        sd = pr["sd"]
-        const = jnp.log(sd) + 0.5 * _LOG_2PI
-        log_v = jnp.log(jnp.where(pr["kind"] == 1, v, 1.0))
-        # uniform (kind 2): mean and sd hold its lower and upper bound; -log density, +inf outside
-        inside = (v >= pr["mean"]) & (v <= pr["sd"])
-        uniform = jnp.where(inside, jnp.log(jnp.abs(sd - pr["mean"])), jnp.inf)
-        prior = jnp.select(
-            [pr["kind"] == 1, pr["kind"] == 2],
-            [log_v + const + 0.5 * ((log_v - pr["mean"]) / sd) ** 2, uniform],
-            const + 0.5 * ((v - pr["mean"]) / sd) ** 2,
-        )
+        prior = _prior_terms(z, a["priors"])
         reg = a["l2"] * jnp.sum(jnp.where(a["is_network"], theta, 0.0) ** 2)
         continuity = 0.0 if starts is None else a["shooting"]["continuity"] * jnp.sum(gap)
         return data_term + jnp.sum(prior) + reg + continuity, (data_term, codes, t_reached)
 
     return objective
+
+
+def _prior_terms(z, pr):
+    """-log density of each prior (kinds as ``PRIORS``: normal, lognormal, uniform, laplace,
+    loglaplace; ``mean``/``sd`` hold each one's two numbers) at ``u`` = the value, its log or
+    its log10 (``on``; no Jacobian, as PEtab's parameterScale priors)."""
+    v, kind, m, b = z[pr["index"]], pr["kind"], pr["mean"], pr["sd"]
+    u = jnp.select([pr["on"] == 1, pr["on"] == 2], [jnp.log(v), jnp.log10(v)], v)
+    log_kind = (kind == 1) | (kind == 4)
+    log_u = jnp.log(jnp.where(log_kind, u, 1.0))  # the log-distributions' variable and Jacobian
+    x = jnp.where(log_kind, log_u, u)
+    normal = jnp.log(b) + 0.5 * _LOG_2PI + 0.5 * ((x - m) / b) ** 2
+    laplace = jnp.log(2.0 * b) + jnp.abs(x - m) / b
+    # uniform: m and b are its lower and upper bound; +inf outside
+    uniform = jnp.where((u >= m) & (u <= b), jnp.log(jnp.abs(b - m)), jnp.inf)
+    base = jnp.select([kind == 2, (kind == 3) | (kind == 4)], [uniform, laplace], normal)
+    return base + jnp.where(log_kind, log_u, 0.0)
 
 
 def objective_fns(cm: CompiledModel, s: Settings, sens: AbstractSensitivity | None, mode: str) -> dict[str, Callable]:

@@ -22,6 +22,7 @@ import numpy as np
 from ..._errors import SpecError
 from ...spec._expr import net_calls, symbols, to_json
 from ...spec._model import Model
+from ...problem._estimate import PRIORS
 from ...spec._networks import Network
 from ._graph_export import graph_json
 
@@ -178,12 +179,12 @@ OBJECTIVE_KEYS = {
     # "grid": the JAX engine's slice for data that fill a block of the prediction table; the
     # same rows are still given by cond/time/obs, which the Julia objective gathers
     "data": {"cond", "time", "obs", "value", "sigma", "noise", "weight", "row", "grid"},
-    "priors": {"index", "kind", "mean", "sd"},
+    "priors": {"index", "kind", "mean", "sd", "on"},
 }
 ROW_KEYS = {"index", "fixed", "value", "source"}
 # none, normal, lognormal, laplace, poisson, log10normal, loglaplace, log10laplace (jax/_objective.py)
 NOISE_CODES = (0, 1, 2, 3, 4, 5, 6, 7)
-PRIOR_KINDS = (0, 1)  # normal, lognormal
+PRIOR_KINDS = ("normal", "lognormal")
 
 
 def check_supported(arrays: dict[str, Any]) -> None:
@@ -201,10 +202,12 @@ def check_supported(arrays: dict[str, Any]) -> None:
     if extra:
         raise SpecError(f"the Julia engine does not implement objective input(s) {extra} of arrays['data']['row']; "
                         "use engine='jax'")
-    kinds = sorted({int(k) for k in np.asarray(arrays["priors"]["kind"]).reshape(-1)} - set(PRIOR_KINDS))
+    kinds = sorted({PRIORS[int(k)] for k in np.asarray(arrays["priors"]["kind"]).reshape(-1)} - set(PRIOR_KINDS))
     if kinds:
-        raise SpecError(f"the Julia engine implements normal and lognormal priors only, not prior kind(s) {kinds} "
-                        "(uniform); use engine='jax'")
+        raise SpecError(f"the Julia engine implements normal and lognormal priors only, not {kinds}; use engine='jax'")
+    if np.any(np.asarray(arrays["priors"]["on"]) != 0):
+        raise SpecError("the Julia engine implements priors over the parameter's value only, not over its log "
+                        "(on: log/log10, PEtab's parameterScale priors); use engine='jax'")
     codes = np.unique(np.asarray(arrays["data"]["noise"]))
     unknown = [int(c) for c in codes if int(c) not in NOISE_CODES]
     if unknown:
