@@ -295,7 +295,7 @@ def test_poisson_rows_get_log_gamma():
                                                "u_fixed", "u_value")},
         "data": {"cond": [0, 0], "time": [0, 1], "obs": [0, 0], "value": [3.0, 4.0], "sigma": [np.nan, np.nan],
                  "noise": [4, 1], "weight": [1.0, 1.0]},
-        "priors": {"index": [], "kind": [], "mean": [], "sd": []},
+        "priors": {"index": [], "kind": [], "mean": [], "sd": [], "on": []},
     }
     kw = objective_kwargs(arrays, "nll")
     assert kw["d_lgamma"] == pytest.approx([np.log(6.0), 0.0])

@@ -153,8 +153,7 @@ def test_unmapped_network_input(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (("mapping.tsv", None, [["w0", "net1.parameters[layer1].weight[0]"]]), "indexing into network parameter arrays"),
     (("mapping.tsv", None, [["g2", "gamma"]]), r"'g2' to model entity 'gamma' \(an alias\) is not supported"),
-    (("experiments.tsv", None, [["e1", "5.0", ""]]), r"experiment 'e1' has 2 periods at finite times \[0.0, 5.0\]"),
-    (("experiments.tsv", ("e1\t0.0", "e1\t-inf"), None), r"experiment 'e1' has 0 periods at finite times"),
+    (("experiments.tsv", ("e1\t0.0", "e1\t-inf"), None), r"experiment 'e1' has no period at a finite time"),
     (("problem.yaml", ('format: "YAML"', 'format: "pytorch"'), None), "network format 'pytorch' is not supported"),
     (("problem.yaml", ("extensions:", "visualization_files: [v.tsv]\nextensions:"), None),
      r"unsupported problem-file key\(s\) \['visualization_files'\]"),
@@ -177,11 +176,13 @@ def test_unsupported_refused_by_name(tmp_path, edit, message):
         pyude.petab.load(yaml_file)
 
 
-def test_preequilibration_with_network_inputs_per_condition_refused(tmp_path):
+@pytest.mark.parametrize("row, what", [(["e1", "-inf", "cond2"], "a preequilibration"),
+                                       (["e1", "5.0", "cond2"], "several periods")])
+def test_periods_with_network_inputs_per_condition_refused(tmp_path, row, what):
     yaml_file = _case_copy(tmp_path, "003")
-    _edit(yaml_file.parent / "experiments.tsv", [["e1", "-inf", "cond2"]])
-    with pytest.raises(PetabError, match=r"experiments\.tsv, row 2 \('e1'\): experiment 'e1': network inputs set "
-                                         r"per condition together with a preequilibration are not supported"):
+    _edit(yaml_file.parent / "experiments.tsv", [row])
+    with pytest.raises(PetabError, match=rf"experiments\.tsv, row 2 \('e1'\): experiment 'e1': network inputs set "
+                                         rf"per condition together with {what} are not supported"):
         pyude.petab.load(yaml_file)
 
 

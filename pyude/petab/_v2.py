@@ -11,18 +11,19 @@ What is read (tables with pandas, YAML with safe loading; see docs/petab.md):
   v1's log transformation with normal / laplace noise; ``observablePlaceholders`` /
   ``noisePlaceholders`` declare each observable's placeholder ids (any valid id).
 * **experiments** (``experimentId, time, conditionId``): one pyude condition per
-  experiment: one period at a finite time (the same for all: the problem's t0), optionally
-  after a preequilibration period at ``-inf``; rows with the same ``time`` are one period.
-  v2's changes persist, so the preequilibration's parameter values hold on in the main
-  period unless it sets them again.
+  experiment, starting at its first finite period (the same time for all: the problem's
+  t0), optionally after a preequilibration period at ``-inf``; rows with the same ``time``
+  are one period. v2's changes persist, so the preequilibration's parameter values hold on
+  in the main period unless it sets them again; parameters changed by later periods become
+  time switches (:class:`_Switches`).
 * **conditions** (``conditionId, targetId, targetValue``, long format): a period's
   conditions set parameters, species' values or network inputs to a number or a
   parameter id.
 * **measurements** (``observableId, experimentId, measurement, time``, optional
   ``observableParameters`` / ``noiseParameters``); time ``inf`` is a steady state.
 
-Refused by name (:class:`PetabError` naming the file, the row and the id): more than one
-period at a finite time (condition changes during a simulation), different start times,
+Refused by name (:class:`PetabError` naming the file, the row and the id): species,
+compartments or network inputs changed by a later period, different start times,
 conditions of one period that set the same target, condition or placeholder values that
 are expressions, preequilibration of a model with events or with network inputs set per
 condition, aliases in the mapping table (PEtab ids for model entities), other prior
@@ -41,9 +42,11 @@ import numpy as np
 import pandas as pd
 
 from ..problem._problem import Problem
+from ..spec._expr import Call, Expr, Num, Op, Sym, parse, symbols, to_string
 from ..spec._model import Model
 from ._errors import PetabError
 from ._load import PetabProblem, _Builder, _empty, _float, _need, _read_tsv, _tables, petab_prior, read_model
+from ._sbml import substitute
 
 _KEYS = ("format_version", "id", "model_files", "parameter_files", "observable_files", "measurement_files",
          "condition_files", "experiment_files", "mapping_files", "extensions")
@@ -107,9 +110,11 @@ def load_v2(path: Path, raw: dict, *, solver: str, rtol: float, atol: float, max
     obs_table, declared = _v2_observables(obs_df, obs_origin)
     b.observables(obs_table, obs_origin, declared=declared)
     experiments, t0 = _experiments(exp_df, exp_origin, set(conditions) | sciml.array_conditions)
-    data, cond_table, row_parameters = _measurements(b, sciml, meas_df, meas_origin, experiments, conditions)
+    switches = _Switches(b, experiments, conditions)
+    data, cond_table, row_parameters = _measurements(b, sciml, meas_df, meas_origin, experiments, conditions,
+                                                     switches)
 
-    spec = sciml.spec(b.spec())
+    spec = switches.apply(sciml.spec(b.spec()), str(path))
     model = Model.from_dict(spec)
     estimate = [n for n in b.estimated if n in model.parameters] + sciml.estimated
     problem = PetabProblem.__new__(PetabProblem)
@@ -266,6 +271,7 @@ class _Experiment:
     preequilibration: tuple[str, ...] | None
     t0: float
     where: str
+    later: tuple[tuple[float, tuple[str, ...]], ...] = ()  # (start time, conditions) of the periods after t0
 
 
 def _experiments(df: pd.DataFrame, origin, known_conditions: set[str]) -> tuple[dict[str, _Experiment], float]:
@@ -296,14 +302,13 @@ def _experiments(df: pd.DataFrame, origin, known_conditions: set[str]) -> tuple[
     out: dict[str, _Experiment] = {}
     for eid, by_time in periods.items():
         finite = sorted(t for t in by_time if math.isfinite(t))
-        if len(finite) != 1:
-            raise PetabError(
-                f"{first_row[eid]}: experiment {eid!r} has {len(finite)} periods at finite times {finite}; "
-                f"pyude supports one (condition changes during a simulation are not supported), after an "
-                f"optional preequilibration period at time -inf")
+        if not finite:
+            raise PetabError(f"{first_row[eid]}: experiment {eid!r} has no period at a finite time (only a "
+                             f"preequilibration)")
         t0 = finite[0]
         pre = tuple(by_time[-math.inf]) if -math.inf in by_time else None
-        out[eid] = _Experiment(tuple(by_time[t0]), pre, t0, first_row[eid])
+        later = tuple((t, tuple(by_time[t])) for t in finite[1:])
+        out[eid] = _Experiment(tuple(by_time[t0]), pre, t0, first_row[eid], later)
     t0s = sorted({e.t0 for e in out.values()})
     if len(t0s) > 1:
         raise PetabError(f"{origin[0][0]}: experiments start at different times {t0s}; one start time is supported")
@@ -322,7 +327,8 @@ def _merge(cids: tuple[str, ...], conditions: dict[str, dict[str, Any]], where: 
 
 
 def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dict[str, _Experiment],
-                  conditions: dict[str, dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+                  conditions: dict[str, dict[str, Any]], switches: _Switches
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The data frame (condition = experimentId), the pyude conditions table (one row per
     experiment, plus one per distinct preequilibration) and the placeholder columns."""
     _need(df, ("observableId", "measurement", "time"), origin[0][0])
@@ -352,10 +358,11 @@ def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dic
         if e is None:
             rows.append({"condition": eid, **sciml.condition_values(eid, "")})
             continue
-        if per_condition_inputs and (len(e.main) > 1 or e.preequilibration is not None):
+        if per_condition_inputs and (len(e.main) > 1 or e.preequilibration is not None or e.later):
+            what = ("a preequilibration" if e.preequilibration is not None
+                    else "several periods" if e.later else "several conditions")
             raise PetabError(f"{e.where}: experiment {eid!r}: network inputs set per condition together with "
-                             f"{'a preequilibration' if e.preequilibration is not None else 'several conditions'} "
-                             f"are not supported")
+                             f"{what} are not supported")
         main = _merge(e.main, conditions, e.where)
         row: dict[str, Any] = {"condition": eid}
         if e.preequilibration is not None:
@@ -371,6 +378,7 @@ def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dic
             row.update({n: v for n, v in pre.items() if n not in b.sbml.states})
         row.update(main)
         row.update(sciml.condition_values(eid, e.main[0] if e.main else ""))
+        row.update(switches.values(e, conditions))
         rows.append(row)
     for cids, pid in pre_rows.items():
         rows.append({"condition": pid, "preequilibration": None, **_merge(cids, conditions, pid)})
@@ -380,6 +388,94 @@ def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dic
         if col not in data.columns:
             data[col] = np.nan
     return data, pd.DataFrame(rows), ph_columns
+
+
+class _Switches:
+    """Parameter changes of the periods after t0, as time switches in the spec.
+
+    The ``j``-th later period of every experiment is slot ``j``; a parameter ``P`` that any
+    experiment changes in slot ``j`` gets three parameters set per experiment: the period's
+    start ``T_j``, the new value ``V_j`` and a flag ``F_j`` (1 where this experiment changes
+    ``P`` then), and every use of ``P`` in the equations, rates, observables and events
+    becomes ``piecewise(V_J, and(F_J, ge(t, T_J)), ... piecewise(V_1, and(F_1, ge(t, T_1)), P))``:
+    v2's changes persist until a later one, and the ``ge(t, T_j)`` are jump times of the
+    step-size controller. Species and compartments changed in a later period (a jump of a
+    state) are refused by name."""
+
+    def __init__(self, b: _Builder, experiments: dict[str, _Experiment], conditions: dict[str, dict[str, Any]]):
+        sb = b.sbml
+        self.t0 = min((e.t0 for e in experiments.values()), default=0.0)
+        taken = set(b.params) | set(sb.states) | set(b.obs_names.values())
+        self.slots: list[tuple[str, dict[str, tuple[str, str]]]] = []  # (T_j, {P: (V_j, F_j)})
+        for eid, e in experiments.items():
+            for j, (t, cids) in enumerate(e.later):
+                where = f"{e.where}: experiment {eid!r}, period at time {t}"
+                changes = _merge(cids, conditions, where)
+                while len(self.slots) <= j:
+                    name = _fresh_id(f"period{len(self.slots) + 1}_start", taken)
+                    taken.add(name)
+                    self.slots.append((name, {}))
+                for target in changes:
+                    if target in sb.states or target in sb.compartments:
+                        kind = "compartment" if target in sb.compartments else "species (a state)"
+                        raise PetabError(f"{where}: changing {kind} {target!r} during a simulation is not supported "
+                                         f"(only parameters)")
+                    if target not in self.slots[j][1]:
+                        v, f = (_fresh_id(f"{target}_period{j + 1}{sfx}", taken) for sfx in ("", "_set"))
+                        taken |= {v, f}
+                        self.slots[j][1][target] = (v, f)
+
+    def values(self, e: _Experiment, conditions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Experiment ``e``'s switch parameters (its conditions table entries)."""
+        out: dict[str, Any] = {}
+        for j, (t_name, targets) in enumerate(self.slots):
+            changes = _merge(e.later[j][1], conditions, e.where) if j < len(e.later) else {}
+            out[t_name] = e.later[j][0] if j < len(e.later) else e.t0
+            for target, (v, f) in targets.items():
+                out[v], out[f] = (changes[target], 1.0) if target in changes else (0.0, 0.0)
+        return out
+
+    def apply(self, spec: dict[str, Any], where: str) -> dict[str, Any]:
+        """``spec`` with the switch parameters and every changed parameter's uses switched."""
+        if not self.slots:
+            return spec
+        env: dict[str, Expr] = {}
+        for t_name, targets in self.slots:
+            for target, (v, f) in targets.items():
+                prev = env.get(target, Sym(target))
+                # from T_j on: F_j V_j + (1 - F_j) prev (a plain comparison of t: a jump time)
+                after = Op("+", (Op("*", (Sym(f), Sym(v))), Op("*", (Op("-", (Num(1.0), Sym(f))), prev))))
+                env[target] = Call("piecewise", (after, Call("ge", (Sym("t"), Sym(t_name))), prev))
+        for name, expr in (spec.get("assignments") or {}).items():
+            used = sorted((symbols(parse(expr, where)) | {name}) & set(env))
+            if used:
+                raise PetabError(f"{where}: {used} change(s) during a simulation, but the assignment of {name!r} "
+                                 f"(evaluated once, before the solve) uses it")
+
+        def sub(text):
+            return to_string(substitute(parse(text, where), env))
+
+        spec = dict(spec)
+        params = dict(spec.get("parameters") or {})
+        for t_name, targets in self.slots:
+            params[t_name] = self.t0
+            for v, f in targets.values():
+                params[v], params[f] = 0.0, 0.0
+        spec["parameters"] = params
+        if "equations" in spec:
+            spec["equations"] = {k: sub(v) for k, v in spec["equations"].items()}
+        if "reactions" in spec:
+            spec["reactions"] = [{k: sub(v) if k in ("rate", "reverse_rate") else v for k, v in r.items()}
+                                 for r in spec["reactions"]]
+        if "observables" in spec:
+            spec["observables"] = {k: sub(v) if isinstance(v, str) else
+                                   {kk: sub(vv) if kk in ("formula", "sigma") else vv for kk, vv in v.items()}
+                                   for k, v in spec["observables"].items()}
+        if "events" in spec:
+            spec["events"] = [{**ev, "trigger": sub(ev["trigger"]),
+                               "assignments": {k: sub(v) for k, v in ev.get("assignments", {}).items()}}
+                              for ev in spec["events"]]
+        return spec
 
 
 def _fresh_id(name: str, taken: set[str]) -> str:
