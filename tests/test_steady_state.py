@@ -337,9 +337,7 @@ def test_petab_v2_parameter_changed_by_a_later_period():
     r = (y - x) / 0.01  # d(loss)/dx = -(y - x) / sigma^2
     dx_dk = np.where(late, -2.0, -t) * x
     dx_dklate = np.where(late, -(t - 2), 0.0) * x
-    # not "adjoint": pyude's continuous adjoint with Rodas5P returns NaN on this model (a bug of
-    # the adjoint, reproduced without PEtab, docs/engines.md), which raises a SolverError
-    for sens in ("checkpoint", "forward"):
+    for sens in ("checkpoint", "forward", "adjoint"):
         _, g = pr.value_and_grad(pr.nominal_params(), sens)
         assert g["k"] == pytest.approx(np.sum(-r * dx_dk), rel=1e-6), sens
         assert g["k_late"] == pytest.approx(np.sum(-r * dx_dklate), rel=1e-6), sens

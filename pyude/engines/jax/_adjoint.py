@@ -72,6 +72,22 @@ class _QuadratureInterpolation(diffrax.AbstractLocalInterpolation):
         return self.lam.evaluate(t0, left=left), self.mu0 + theta * (self.mu1 - self.mu0)
 
 
+def _dense_state(interp: diffrax.DenseInterpolation, t):
+    """The forward state at ``t`` from a chunk's dense output, the first or last step's
+    polynomial continued a little beyond the chunk's ends.
+
+    A chunk re-solved for the backward pass need not take the first solve's steps to the
+    bit (two compiled copies of one solve may round differently, and the step-size control
+    carries a difference on), so it can stop short of the chunk end that the backward
+    solve runs to; ``DenseInterpolation.evaluate`` is NaN outside its steps."""
+    ts = interp.ts
+    index = jnp.clip(jnp.searchsorted(ts, t, side="left") - 1, 0, jnp.maximum(interp.ts_size - 2, 0))
+    infos = jax.tree.map(lambda a: a[index], interp.infos)
+    y = interp.interpolation_cls(t0=ts[index], t1=ts[index + 1], **infos).evaluate(t)
+    # an empty chunk (a condition with fewer chunks than others, under vmap) has no steps
+    return jax.tree.map(lambda a, b: jnp.where(interp.ts_size <= 1, a, b), interp.y0_if_trivial, y)
+
+
 class _WithQuadrature(diffrax.AbstractAdaptiveSolver):
     r"""Integrates $y = (\lambda, \mu)$ with $\dot\mu$ independent of $\mu$: $\lambda$ by
     ``solver``; on each step $[t_0, t_1]$
@@ -156,7 +172,7 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
     def adjoint_vf(t, y, args):
         lam, _ = y
         interp, p, u = args
-        _, vjp = jax.vjp(lambda y_, p_: cm.rhs(t, y_, (p_, u)), interp.evaluate(t), p)
+        _, vjp = jax.vjp(lambda y_, p_: cm.rhs(t, y_, (p_, u)), _dense_state(interp, t), p)
         dy, dp = vjp(lam)
         return -dy, -dp
 
@@ -252,7 +268,8 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
             # condition needs it.
             resolved = jax.lax.cond(
                 eqxi.unvmap_any(active & ~last),
-                lambda: resolve(start, tb, y_cp[c], dt_cp[c], p, u).interpolation,
+                # to the chunk's end, not towards tb: its last step then lands on that end
+                lambda: resolve(start, end, y_cp[c], dt_cp[c], p, u).interpolation,
                 lambda: last_dense,
             )
             dense = jtu.tree_map(lambda a, b: jnp.where(last, a, b), last_dense, resolved)
