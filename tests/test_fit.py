@@ -272,6 +272,10 @@ def test_laplace_loglaplace_and_scale_priors_match_their_densities():
     for k in "abcde":
         assert g1[k] - g0[k] == pytest.approx(want_grad[k], rel=1e-9, abs=1e-12), k
     assert np.isinf(with_priors.loss({**v, "d": np.exp(2.5)}))  # outside the uniform's log-range
+    # a prior over the value itself at a value of 0: no log of it anywhere (its gradient was NaN)
+    _, g0 = plain.value_and_grad({**v, "a": 0.0})
+    _, g1 = with_priors.value_and_grad({**v, "a": 0.0})
+    assert g1["a"] - g0["a"] == pytest.approx(-1 / 0.2, rel=1e-12)
     with pytest.raises(DataError, match="priors.b: a loglaplace prior is over the value itself"):
         pyude.Problem(PRIOR_MODEL, data, priors={"b": {**PRIORS["b"], "on": "log"}})
     with pytest.raises(DataError, match="priors.a: need a finite loc and a positive scale"):

@@ -278,7 +278,8 @@ def _prior_terms(z, pr):
     loglaplace; ``mean``/``sd`` hold each one's two numbers) at ``u`` = the value, its log or
     its log10 (``on``; no Jacobian, as PEtab's parameterScale priors)."""
     v, kind, m, b = z[pr["index"]], pr["kind"], pr["mean"], pr["sd"]
-    u = jnp.select([pr["on"] == 1, pr["on"] == 2], [jnp.log(v), jnp.log10(v)], v)
+    pos = jnp.where(pr["on"] > 0, v, 1.0)  # no log of a value the prior reads on its own scale (its gradient)
+    u = jnp.select([pr["on"] == 1, pr["on"] == 2], [jnp.log(pos), jnp.log10(pos)], v)
     log_kind = (kind == 1) | (kind == 4)
     log_u = jnp.log(jnp.where(log_kind, u, 1.0))  # the log-distributions' variable and Jacobian
     x = jnp.where(log_kind, log_u, u)
