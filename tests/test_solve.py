@@ -160,11 +160,11 @@ def test_mass_action_arrays_equal_scalar_code(monkeypatch, form):
     """A right-hand side past MassAction.MIN_TERMS: its monomial terms (products, integer
     powers, quotients such as SBML's compartment * k * A / compartment, zeroth order;
     written as reactions, or as equations that sum signed terms) as arrays, the others
-    (Michaelis-Menten, Hill, an input) as scalar code: the right-hand side, its Jacobian
-    and a VJP equal all-scalar code."""
+    (Michaelis-Menten, Hill, an input) grouped by structure, one vectorised expression per
+    group: the right-hand side, its Jacobian and a VJP equal all-scalar code."""
     import jax
 
-    from pyude.engines.jax._compile import MassAction, compile_model
+    from pyude.engines.jax._compile import MassAction, _TermGroups, compile_model
 
     rng = np.random.default_rng(7)
     n = 30
@@ -194,6 +194,9 @@ def test_mass_action_arrays_equal_scalar_code(monkeypatch, form):
         split = MassAction.split([(np.ones(n), r.rate) for r in model.reactions], {s: i for i, s in enumerate(states)},
                                  {k: i for i, k in enumerate(params)}, len(params))
         assert split[0] is not None and len(split[1]) == sum(j % 7 in (3, 4, 5) for j in range(140))
+        # the other terms: Michaelis-Menten, Hill and k*u laws, each one expression over vectors
+        groups = _TermGroups(split[1])
+        assert sorted(len(slots[0]) for _, _, slots in groups.groups) == [20, 20, 20] and not groups.single
     monkeypatch.setattr(MassAction, "MIN_TERMS", 10**9)
     scalar = compile_model(model)
     y = jnp.asarray(rng.uniform(0.2, 2.0, n))
