@@ -43,10 +43,10 @@ from ..spec import _expr
 from ..spec._expr import Expr, NetCall, Sym
 from ..spec._graph import GraphNetwork
 from ._errors import PetabError
-from ._load import _Builder, _empty, _float
-from ._sbml import substitute
+from ._load import _Builder, _empty, _float, petab_prior
 from ._load import _tables as tables
-from ._v2 import _ESTIMATE, prior_spec, where_of
+from ._sbml import substitute
+from ._v2 import _ESTIMATE, where_of
 
 _EXT_KEYS = ("neural_nets", "neural_networks", "hybridization_files", "array_files", "version", "required")
 _NET_KEYS = ("location", "format", "pre_initialization", "static")
@@ -230,8 +230,8 @@ class SciML:
             value = None if nominal in ("", ARRAY) else _float(nominal, f"{where}, nominalValue")
             kind = row.get("priorDistribution", row.get("objectivePriorType"))
             values = row.get("priorParameters", row.get("objectivePriorParameters"))
-            prior = None if _empty(kind) else prior_spec(str(kind).strip(), "" if _empty(values) else str(values),
-                                                         where)
+            prior = None if _empty(kind) else petab_prior(str(kind).strip(), "" if _empty(values) else str(values),
+                                                          where)
             self.param_rows.append((e, {"value": value, "estimate": _ESTIMATE[est] == "1", "prior": prior,
                                         "where": where}))
         return rows

@@ -173,17 +173,12 @@ def _parameters(b: _Builder, df: pd.DataFrame, origin, skipped) -> dict[str, Any
         kind = _cell(row.get("priorDistribution")) or _cell(row.get("objectivePriorType"))
         if not kind:
             continue
-        spec = prior_spec(kind, _cell(row.get("priorParameters")) or _cell(row.get("objectivePriorParameters")),
-                          where_of(sub_origin, k, pid))
+        # v2 has no parameter scales: every density is over the value
+        spec = petab_prior(kind, _cell(row.get("priorParameters")) or _cell(row.get("objectivePriorParameters")),
+                           where_of(sub_origin, k, pid))
         if b.name(pid) in b.estimated:  # a prior on a fixed parameter is a constant: PEtab leaves it out
             priors[b.name(pid)] = spec
     return priors
-
-
-def prior_spec(kind: str, values: str, where: str) -> dict[str, Any]:
-    """pyude's prior entry for a PEtab ``priorDistribution`` and its ``;``-separated parameters
-    (v2 has no parameter scales: every density is over the value)."""
-    return petab_prior(kind, values, where)
 
 
 # ------------------------------------------------------------------------ observables
