@@ -374,7 +374,8 @@ class _TermGroups:
     Scalar code would trace each term apart; the stiff solvers' Jacobian (33 forward-mode
     lanes) and its reverse pass then multiply every scalar op, and on CPU each op is a kernel
     dispatch: Lucarelli's Rodas5P step VJP compiled to 1,399 fusions and 141 reductions,
-    grouped to 450 and 20 (compile 65 -> 14 s, each step's VJP ~1.9x faster; docs/benchmarks.md).
+    grouped to 450 and 20; its checkpoint gradient compiles 2-3x and runs 1.4-1.8x faster
+    (docs/benchmarks.md).
     Terms that call a network, or whose structure no other term shares, stay scalar code.
     """
 
