@@ -20,7 +20,12 @@ class AbstractSensitivity:
 class Checkpoint(AbstractSensitivity):
     """Reverse-mode differentiation through the solver's own steps ("discretise then
     optimise"), storing only ``checkpoints`` states and recomputing the rest
-    (diffrax's ``RecursiveCheckpointAdjoint``; ``None`` = its default, ~log(steps)).
+    (diffrax's ``RecursiveCheckpointAdjoint``).
+
+    ``None``: with an explicit solver, every step's state is stored while the steps stay
+    under an internal bound (64, 512, 4096, within 64 MB; a solve that reaches one is run
+    again under the next), beyond that diffrax's default, ~sqrt(2 max_steps) checkpoints;
+    with a stiff solver diffrax's default (docs/engines.md).
 
     Exact gradient of the computed solution; memory grows with the checkpoints only.
     """

@@ -93,6 +93,7 @@ def integrate(
 NO_STEADY_STATE = 101
 _CODE_NAMES = {int(item._value): name for name, item in diffrax.RESULTS._name_to_item.items()}
 _CODE_NAMES[NO_STEADY_STATE] = "no_steady_state"
+MAX_STEPS_CODE = diffrax.RESULTS.max_steps_reached._value
 # state-triggered events fired more often than a solve has segments for (see _events.py)
 TOO_MANY_EVENTS = 102
 MAX_STATE_EVENTS = 128  # state-triggered firings and re-armings (64 firings of a trigger that must go false in between) a solve may have: its segments are a fixed-length scan
