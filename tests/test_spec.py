@@ -190,6 +190,37 @@ def test_functions_accept_dict_or_model():
     np.testing.assert_array_equal(sol_a.y, sol_b.y)
 
 
+def test_network_on_trailing_batch_axes_equals_one_state_at_a_time():
+    """The compiled right-hand side takes states (n_states, *batch): a network layer is then
+    one product over the batch, its bias an outer product with ones (whose reverse pass is a
+    product, not a sum). Values, the VJP in the parameters and the JVP equal those of the
+    states taken one at a time."""
+    import jax
+    import jax.numpy as jnp
+
+    from pyude.engines import get_engine
+
+    model = pyude.Model.from_dict({
+        "name": "net_batch", "states": ["x", "y"], "parameters": {"k": 0.5},
+        "networks": {"nn": {"inputs": 2, "layers": [{"units": 6, "activation": "tanh"}, {"units": 2}]}},
+        "equations": {"x": "nn(x, y)[0] - k * x", "y": "nn(x, y)[1]"}, "initial": {"x": 0.0, "y": 0.0},
+    })
+    cm = get_engine("jax").compiled(model)
+    p = jnp.asarray(model.flatten(model.init_params(seed=2)))
+    rng = np.random.default_rng(0)
+    Y = jnp.asarray(rng.normal(size=(2, 3, 4)))  # 2 states, batch (3, 4)
+    C = jnp.asarray(rng.normal(size=(2, 3, 4)))
+    batched = lambda p: cm.rhs(0.0, Y, (p, ()))  # noqa: E731
+    one = jax.vmap(jax.vmap(lambda y, p: cm.rhs(0.0, y, (p, ())), (1, None), 1), (1, None), 1)
+    np.testing.assert_allclose(batched(p), one(Y, p), rtol=1e-13, atol=1e-15)
+    g_batched = jax.vjp(batched, p)[1](C)[0]
+    g_one = jax.vjp(lambda p: one(Y, p), p)[1](C)[0]
+    np.testing.assert_allclose(g_batched, g_one, rtol=1e-12, atol=1e-14)
+    v = jnp.asarray(rng.normal(size=p.shape))
+    np.testing.assert_allclose(jax.jvp(batched, (p,), (v,))[1], jax.jvp(lambda p: one(Y, p), (p,), (v,))[1],
+                               rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("activation", ["tanh", "relu", "softplus", "sigmoid", "gelu", "identity"])
 def test_network_in_numpy_equals_the_compiled_right_hand_side(activation):
     """``model.networks[name](params, x)`` (numpy, for inspecting learned terms) is the
