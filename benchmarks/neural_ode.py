@@ -23,6 +23,9 @@ Methods, all timed in the same process:
   ``value_and_grad`` differentiates through Tsit5 (reverse mode, recursive
   checkpointing); the Adam update is a jitted optax call. Each step crosses from
   Python to compiled code twice and converts the gradient to numpy.
+* ``pyude Problem.value_and_grad (checkpoint, all steps stored)``: the same with
+  ``pyude.Checkpoint(checkpoints="all")``, every step's state stored instead of diffrax's
+  online checkpointing (docs/engines.md).
 * ``pyude Problem.value_and_grad (adjoint)``: the same with pyude's continuous adjoint.
 * ``pyude JAX stack, fused jit step``: pyude's JAX engine stack (diffrax Tsit5 + optax)
   in one ``jax.jit`` per training step, with the same spec-compiled right-hand side
@@ -137,7 +140,7 @@ def pyude_problem_trainer(sensitivity: str, t, z0, target, weights):
         return problem.loss(np.asarray(state["p"]))
 
     def compile_s():
-        return problem.stats.get(f"compile_time_{sensitivity}", float("nan"))
+        return problem.stats.get(f"compile_time_{getattr(sensitivity, 'name', sensitivity)}", float("nan"))
 
     return step, final_loss, compile_s, {"problem_setup_s": setup_s, "data_rows": len(frame)}
 
@@ -298,6 +301,9 @@ def main():
     trainers = {
         "pyude JAX stack, fused jit step (checkpoint)": pyude_fused_trainer(t, z0, target, weights),
         "pyude Problem.value_and_grad (checkpoint)": pyude_problem_trainer("checkpoint", t, z0, target, weights),
+        "pyude Problem.value_and_grad (checkpoint, all steps stored)": pyude_problem_trainer(
+            pyude.Checkpoint(checkpoints="all"), t, z0, target, weights
+        ),
     }
     if not args.no_pyude_adjoint:
         trainers["pyude Problem.value_and_grad (adjoint)"] = pyude_problem_trainer("adjoint", t, z0, target, weights)

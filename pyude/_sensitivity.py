@@ -22,16 +22,28 @@ class Checkpoint(AbstractSensitivity):
     optimise"), storing only ``checkpoints`` states and recomputing the rest
     (diffrax's ``RecursiveCheckpointAdjoint``).
 
-    ``None``: with an explicit solver, every step's state is stored while the steps stay
-    under an internal bound (64, 512, 4096, within 64 MB; a solve that reaches one is run
-    again under the next), beyond that diffrax's default, ~sqrt(2 max_steps) checkpoints;
-    with a stiff solver diffrax's default (docs/engines.md).
+    ``checkpoints``: ``None`` for diffrax's default (~sqrt(2 max_steps)); a number; or
+    ``"all"``: every step's state stored, with as many checkpoints as steps, which skips
+    the online checkpointing's bookkeeping. The solve then runs under an internal bound on
+    its steps (64, 512, 4096, within 64 MB of stored states), moving to the next bound
+    when a solve reaches one and past the last to ``max_steps`` with diffrax's default;
+    each bound compiles once. Pays where steps are few and their bookkeeping is a large
+    part of them: neural-ODE training (the torchdiffeq benchmark's step 18.3 -> 15.1-15.5
+    ms, docs/benchmarks.md); on plain mechanistic models it gained nothing measurable.
 
-    Exact gradient of the computed solution; memory grows with the checkpoints only.
+    Exact gradient of the computed solution, the same with any ``checkpoints``; memory
+    grows with the checkpoints only.
     """
 
-    checkpoints: int | None = None
+    checkpoints: int | str | None = None
     name: str = "checkpoint"
+
+    def __post_init__(self) -> None:
+        c = self.checkpoints
+        if c is None or c == "all":
+            return
+        if isinstance(c, str) or isinstance(c, bool) or int(c) != c or int(c) < 1:
+            raise SpecError(f"Checkpoint: checkpoints must be a positive integer, None or 'all', got {c!r}")
 
 
 @dataclass(frozen=True)

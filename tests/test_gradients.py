@@ -147,10 +147,10 @@ def test_adjoint_memory_does_not_grow_with_max_steps():
     np.testing.assert_allclose(grad["k"], np.sum(2 * (e - 0.3) * (-times[:, None] * e), axis=0), rtol=1e-6)
 
 
-def test_checkpoint_gradient_stores_steps_under_growing_bounds():
-    """Explicit solvers' checkpoint gradients run with every step stored, under a bound on
-    the steps that grows (64, 512, 4096) when a solve reaches it: the gradient is the same
-    as with diffrax's recursive checkpointing, and the user's max_steps still applies."""
+def test_checkpoint_all_stores_steps_under_growing_bounds():
+    """``Checkpoint(checkpoints="all")`` stores every step, under a bound on the steps that
+    grows (64, 512, 4096) when a solve reaches it: the gradient is the same as with
+    diffrax's recursive checkpointing, and the user's max_steps still applies."""
     from pyude.engines.jax._engine import STORED_STEP_BOUNDS
 
     osc = {"states": ["x", "v"], "parameters": {"w": 3.0}, "equations": {"x": "v", "v": "-w^2 * x"},
@@ -158,20 +158,24 @@ def test_checkpoint_gradient_stores_steps_under_growing_bounds():
     times = np.linspace(0.5, 20.0, 40)
     data = pd.DataFrame({"time": times, "observable": "x", "value": np.cos(2.9 * times)})
     problem = pyude.Problem(osc, data, solver="Tsit5", rtol=1e-10, atol=1e-12)
-    _, grad = problem.value_and_grad({}, "checkpoint")
+    every_step = pyude.Checkpoint(checkpoints="all")
+    _, grad = problem.value_and_grad({}, every_step)
     # ~1,700 steps: the third bound; x = cos(w t), dx/dw = -t sin(w t)
     assert problem._cm.cache[("stored_step_rung", problem.settings, problem.mode)] == 2 and STORED_STEP_BOUNDS[2] == 4096
     x = np.cos(3.0 * times)
     analytic = np.sum(2 * (x - np.cos(2.9 * times)) * (-times * np.sin(3.0 * times)))
     assert grad["w"] == pytest.approx(analytic, rel=1e-8)
-    _, recursive = problem.value_and_grad({}, pyude.Checkpoint(checkpoints=100))  # diffrax's online checkpointing
+    _, recursive = problem.value_and_grad({}, "checkpoint")  # diffrax's online checkpointing
     assert grad["w"] == pytest.approx(recursive["w"], rel=1e-12)
-    _, again = problem.value_and_grad({}, "checkpoint")  # the bound that sufficed is kept
+    _, again = problem.value_and_grad({}, every_step)  # the bound that sufficed is kept
     assert again["w"] == grad["w"]
 
     short = pyude.Problem(osc, data, solver="Tsit5", rtol=1e-10, atol=1e-12, max_steps=300)
     with pytest.raises(pyude.SolverError, match=r"max_steps \(now 300\)"):
-        short.value_and_grad({}, "checkpoint")
+        short.value_and_grad({}, every_step)
+    for bad in (0, 2.5, "some", True):
+        with pytest.raises(pyude.SpecError, match="checkpoints must be a positive integer, None or 'all'"):
+            pyude.Checkpoint(checkpoints=bad)
 
 
 def test_adjoint_settings_are_checked():

@@ -19,13 +19,13 @@ from ._compile import CompiledModel, compile_model
 from ._objective import objective_fns
 from ._events import solve_with_events
 from ._integrate import MAX_STEPS_CODE, Settings, integrate, raise_for_result
-from ._solvers import RHS_EVALS_PER_STEP, STIFF, canonical_name
+from ._solvers import RHS_EVALS_PER_STEP, canonical_name
 from ._stiffness import StiffnessEstimate, estimate_stiffness
 
 
-# Checkpointed gradients through an explicit solver first try these bounds on the number of
-# steps, with every step stored (see JaxEngine._objective_stored_steps), as long as the
-# stored steps take at most STORED_STEPS_MEMORY bytes.
+# Checkpoint(checkpoints="all") tries these bounds on the number of steps, with every step
+# stored (JaxEngine._objective_stored_steps), as long as that takes at most
+# STORED_STEPS_MEMORY bytes.
 STORED_STEP_BOUNDS = (64, 512, 4096)
 STORED_STEPS_MEMORY = 64 * 2**20
 
@@ -173,26 +173,21 @@ class JaxEngine:
     # ------------------------------------------------------------- objective
     def objective(self, cm: CompiledModel, s: Settings, sens: AbstractSensitivity | None, mode: str, theta, arrays):
         """``((value, grad or None, data_term, codes, t_reached), compile seconds)`` of the batched objective."""
-        if isinstance(sens, Checkpoint) and sens.checkpoints is None and s.solver not in STIFF:
+        if isinstance(sens, Checkpoint) and sens.checkpoints == "all":
             return self._objective_stored_steps(cm, s, mode, theta, arrays)
         return self._objective(cm, s, sens, mode, theta, arrays)
 
     def _objective_stored_steps(self, cm: CompiledModel, s: Settings, mode: str, theta, arrays):
-        """The checkpointed gradient of an explicit solver with every step's state stored.
+        """The checkpointed gradient with every step's state stored (``Checkpoint(checkpoints="all")``).
 
         diffrax's ``RecursiveCheckpointAdjoint`` stores at most ``checkpoints`` states and
-        recomputes the others (online "treeverse"). With as many checkpoints as
-        ``max_steps`` its loop skips that bookkeeping, which costs about as much as a step
-        when steps are cheap: on the neural-ODE benchmark (docs/benchmarks.md) the
-        training step took 15.1 instead of 18.3 ms. It also costs ``max_steps`` stored
-        states, so it is tried with small bounds on the steps (``STORED_STEP_BOUNDS``,
-        within ``STORED_STEPS_MEMORY``), the next bound whenever a solve reaches the
-        current one, then with the problem's ``max_steps`` and diffrax's default. The
-        steps taken, and so the gradient, are the same whatever the bound. The bound
-        that sufficed is kept for the next call (it never goes down: no recompilation
-        back and forth). Stiff solvers are left alone: their steps are expensive, and
-        on the PEtab models the stored steps gained nothing (Boehm 1.79 -> 1.74 ms,
-        Lucarelli 1.9 -> 2.0 s).
+        recomputes the others (online "treeverse"); with as many checkpoints as
+        ``max_steps`` its loop skips that bookkeeping. As that stores ``max_steps`` states,
+        the solve runs under small bounds on its steps (``STORED_STEP_BOUNDS``, within
+        ``STORED_STEPS_MEMORY``), the next one whenever a solve reaches the current one,
+        then under the problem's ``max_steps`` with diffrax's default. The steps taken, and
+        so the gradient, are the same whatever the bound. The bound that sufficed is kept
+        for the next call (it never goes down: no recompilation back and forth).
         """
         n_conditions = np.shape(arrays["cond"]["p_fixed"])[0] if np.ndim(arrays["cond"]["p_fixed"]) else 1
         size = np.size(arrays["y0_value"]) * max(1, n_conditions)

@@ -20,7 +20,8 @@ def _trajectory(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
     if isinstance(sens, Forward):
         adjoint = diffrax.ForwardMode()
     elif isinstance(sens, Checkpoint):
-        adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=sens.checkpoints)
+        # JaxEngine.objective runs "all" as numbered checkpoints; any other caller gets the default
+        adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=None if sens.checkpoints == "all" else sens.checkpoints)
     else:
         raise TypeError(f"unsupported sensitivity {sens!r}")
 
