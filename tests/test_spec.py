@@ -192,9 +192,8 @@ def test_functions_accept_dict_or_model():
 
 def test_network_on_trailing_batch_axes_equals_one_state_at_a_time():
     """The compiled right-hand side takes states (n_states, *batch): a network layer is then
-    one product over the batch, its bias an outer product with ones (whose reverse pass is a
-    product, not a sum). Values, the VJP in the parameters and the JVP equal those of the
-    states taken one at a time."""
+    one product over the batch. Values, the VJP in the parameters and the JVP equal those of
+    the states taken one at a time."""
     import jax
     import jax.numpy as jnp
 
