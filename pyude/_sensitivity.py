@@ -28,8 +28,8 @@ class Checkpoint(AbstractSensitivity):
     its steps (64, 512, 4096, within 64 MB of stored states), moving to the next bound
     when a solve reaches one and past the last to ``max_steps`` with diffrax's default;
     each bound compiles once. Pays where steps are few and their bookkeeping is a large
-    part of them: neural-ODE training (the torchdiffeq benchmark's step 18.3 -> 15.1-15.5
-    ms, docs/benchmarks.md); on plain mechanistic models it gained nothing measurable.
+    part of them: neural-ODE training (the torchdiffeq benchmark's step 18.4-18.9 ->
+    15.2-15.8 ms, docs/benchmarks.md); on plain mechanistic models it gained nothing measurable.
 
     Exact gradient of the computed solution, the same with any ``checkpoints``; memory
     grows with the checkpoints only.
