@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._errors import SpecError
 
 
@@ -42,7 +44,7 @@ class Checkpoint(AbstractSensitivity):
         c = self.checkpoints
         if c is None or c == "all":
             return
-        if isinstance(c, str) or isinstance(c, bool) or int(c) != c or int(c) < 1:
+        if not isinstance(c, (int, np.integer)) or isinstance(c, bool) or c < 1:
             raise SpecError(f"Checkpoint: checkpoints must be a positive integer, None or 'all', got {c!r}")
 
 

@@ -173,7 +173,7 @@ def test_checkpoint_all_stores_steps_under_growing_bounds():
     short = pyude.Problem(osc, data, solver="Tsit5", rtol=1e-10, atol=1e-12, max_steps=300)
     with pytest.raises(pyude.SolverError, match=r"max_steps \(now 300\)"):
         short.value_and_grad({}, every_step)
-    for bad in (0, 2.5, "some", True):
+    for bad in (0, 2.5, "some", True, [3]):
         with pytest.raises(pyude.SpecError, match="checkpoints must be a positive integer, None or 'all'"):
             pyude.Checkpoint(checkpoints=bad)
 
