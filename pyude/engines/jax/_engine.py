@@ -189,8 +189,7 @@ class JaxEngine:
         so the gradient, are the same whatever the bound. The bound that sufficed is kept
         for the next call (it never goes down: no recompilation back and forth).
         """
-        n_conditions = np.shape(arrays["cond"]["p_fixed"])[0] if np.ndim(arrays["cond"]["p_fixed"]) else 1
-        size = np.size(arrays["y0_value"]) * max(1, n_conditions)
+        size = np.size(arrays["y0_value"]) * np.shape(arrays["cond"]["p_fixed"])[0]  # states x conditions
         if "shooting" in arrays:  # the segments are solved in one vmapped call
             size *= np.size(arrays["shooting"]["t_end"]) + 1
         # the loop's carry per step: the state, the solver's first-same-as-last evaluation and
