@@ -445,7 +445,17 @@ def compile_function_model(model: FunctionModel) -> CompiledModel:
     def sigma(t, y, args):
         return jnp.zeros((0,), y.dtype)
 
-    return CompiledModel(model, rhs, initial, (), np.zeros((0,)), observe, sigma)
+    return CompiledModel(model, _traced_once(rhs), initial, (), np.zeros((0,)), observe, sigma)
+
+
+def _traced_once(rhs: Callable) -> Callable:
+    """``rhs`` under ``jax.jit``: a solver calls the right-hand side at many sites of one
+    program (every stage, the Jacobian, dense output, the recomputed steps of the backward
+    pass), and jit traces it once per argument shape and reuses that jaxpr (and its
+    transformed forms) at every site instead of re-running the expression evaluator.
+    XLA inlines the call, so the compiled program is the same; tracing Elowitz's
+    checkpoint gradient took 5.1 s instead of 10.6."""
+    return jax.jit(rhs)
 
 
 def compile_model(model: Model | FunctionModel) -> CompiledModel:
@@ -588,10 +598,11 @@ def compile_model(model: Model | FunctionModel) -> CompiledModel:
         from ._events import compile_events
 
         events = compile_events(model, env_of, bound_nets, _Evaluator)
-    # jitted: called on the host for every loss/gradient (initial values at the given
-    # parameters), where op-by-op dispatch of the expression trees cost ~1 ms per call
+    # initial, assignments jitted: called on the host for every loss/gradient (initial values
+    # at the given parameters), where op-by-op dispatch of the expression trees cost ~1 ms
+    # per call; rhs: see _traced_once
     return CompiledModel(
-        model, rhs, jax.jit(initial), inputs, jump_ts, observe, sigma, breakpoints=breakpoints,
+        model, _traced_once(rhs), jax.jit(initial), inputs, jump_ts, observe, sigma, breakpoints=breakpoints,
         assignments=None if assignments is None else jax.jit(assignments), events=events,
         sigma_varies=sigma_varies,
     )
