@@ -5,13 +5,15 @@ The problems live in ``../shared/conformance/benchmark-models`` beside the repos
 The llh check runs for every model. Gradient checks compile three gradients plus a
 tight-tolerance reference per model (minutes each on two cores; Zheng's whole check
 3.5 min, Lucarelli's over 20): by default they run for Boehm (no placeholders) and
-Elowitz (placeholders, log10 observable); set ``PYUDE_PETAB_GRADIENTS=all`` to run them
+Elowitz (placeholders, log10 observable), whose references are stored
+(tests/data/petab_reference_gradients.json); set ``PYUDE_PETAB_GRADIENTS=all`` to run them
 for every model (results in docs/conformance.md). Preequilibration and steady-state
 gradients are covered in CI by tests/test_steady_state.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -35,6 +37,9 @@ DEFAULT_GRADIENTS = {"Boehm_JProteomeRes2014", "Elowitz_Nature2000"}
 ALL_GRADIENTS = os.environ.get("PYUDE_PETAB_GRADIENTS", "") == "all"
 # the nominal point's gradient is not resolvable for this model (see reference_llh.yaml)
 UNRESOLVED_NOMINAL = {"Crauste_CellSystems2017"}
+# forward sensitivities at rtol 1e-12, checked against finite differences when written
+# (tests/data/make_petab_reference_gradients.py); other models and points compute them here
+STORED_GRADIENTS = json.loads((Path(__file__).parent / "data" / "petab_reference_gradients.json").read_text())
 _cache: dict[tuple, pyude.petab.PetabProblem] = {}
 
 
@@ -83,9 +88,14 @@ def test_gradients(name, point):
         pytest.skip("the nominal gradient of this model is not resolved even at rtol 1e-10 (reference_llh.yaml)")
     pr = problem(name)
     theta = pr.theta0() if point == "nominal" else _moved(pr)
-    ref = problem(name, 1e-12, 1e-12).evaluate(theta, "forward")
-    assert ref["ok"], ref["message"]
-    g0 = np.asarray(ref["grad"])
+    stored = STORED_GRADIENTS.get(name, {}).get(point)
+    if stored is not None:
+        assert stored["names"] == list(pr.estimation.names) and np.array_equal(stored["theta"], theta)
+        g0 = np.asarray(stored["grad"])
+    else:
+        ref = problem(name, 1e-12, 1e-12).evaluate(theta, "forward")
+        assert ref["ok"], ref["message"]
+        g0 = np.asarray(ref["grad"])
     for sens in ("checkpoint", "adjoint", "forward"):
         out = pr.evaluate(theta, sens)
         assert out["ok"], (sens, out["message"])
