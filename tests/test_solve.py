@@ -211,16 +211,24 @@ def test_mass_action_arrays_equal_scalar_code(monkeypatch, form):
     f_sca = lambda y, p: scalar.rhs(0.4, y, (p, u))  # noqa: E731
     n_ops = [_count_equations(jax.make_jaxpr(f)(y, p)) for f in (f_vec, f_sca)]
     assert n_ops[0] < 0.6 * n_ops[1], n_ops  # 80 monomials as a few array ops
-    np.testing.assert_allclose(f_vec(y, p), f_sca(y, p), rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(jax.jacfwd(f_vec)(y, p), jax.jacfwd(f_sca)(y, p), rtol=1e-12, atol=1e-13)
     w = jnp.asarray(rng.normal(size=n))
-    vjp = [jax.grad(lambda y, p: w @ f(y, p), argnums=(0, 1))(y, p) for f in (f_vec, f_sca)]
-    for a, b in zip(*vjp):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
-    # a batch of states (n_states, 5), both forms, equals the right-hand side column by column
     Y = jnp.asarray(rng.uniform(0.2, 2.0, (n, 5)))
-    for f in (f_vec, f_sca):
-        np.testing.assert_allclose(f(Y, p), jax.vmap(f, in_axes=(1, None), out_axes=1)(Y, p), rtol=1e-13, atol=1e-14)
+
+    def everything(f):
+        # value, Jacobian, VJP, and a batch of states (n_states, 5) directly and column by
+        # column: one compiled program per form
+        return jax.jit(lambda y, p, Y: (
+            f(y, p), jax.jacfwd(f)(y, p), jax.grad(lambda y, p: w @ f(y, p), argnums=(0, 1))(y, p),
+            f(Y, p), jax.vmap(f, in_axes=(1, None), out_axes=1)(Y, p),
+        ))(y, p, Y)
+
+    (v_vec, J_vec, vjp_vec, B_vec, cols_vec), (v_sca, J_sca, vjp_sca, B_sca, cols_sca) = map(everything, (f_vec, f_sca))
+    np.testing.assert_allclose(v_vec, v_sca, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(J_vec, J_sca, rtol=1e-12, atol=1e-13)
+    for a, b in zip(vjp_vec, vjp_sca):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    for batch, cols in ((B_vec, cols_vec), (B_sca, cols_sca)):
+        np.testing.assert_allclose(batch, cols, rtol=1e-13, atol=1e-14)
 
 
 def test_right_hand_side_evaluates_a_batch_of_states():
