@@ -90,7 +90,9 @@ def test_gradients(name, point):
     theta = pr.theta0() if point == "nominal" else _moved(pr)
     stored = STORED_GRADIENTS.get(name, {}).get(point)
     if stored is not None:
-        assert stored["names"] == list(pr.estimation.names) and np.array_equal(stored["theta"], theta)
+        assert stored["names"] == list(pr.estimation.names)
+        # to rounding: the scales' logarithms may differ in the last bit between CPUs
+        np.testing.assert_allclose(stored["theta"], theta, rtol=1e-13, atol=1e-15)
         g0 = np.asarray(stored["grad"])
     else:
         ref = problem(name, 1e-12, 1e-12).evaluate(theta, "forward")
