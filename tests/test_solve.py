@@ -155,6 +155,23 @@ def test_hundreds_of_reactions_against_the_matrix_exponential():
     assert sol.stats["compile_time"] > 0  # reported (docs/benchmarks.md has the numbers)
 
 
+def test_xla_options_widen_cpu_vectors_unless_xla_flags_set_the_width(monkeypatch):
+    """The engine compiles with 512-bit vectors on CPU (docs/engines.md); a width the user
+    gives in XLA_FLAGS rules, and the option is a valid compiler option of this jaxlib."""
+    import jax
+
+    from pyude.engines.jax._compile import jit, xla_options
+
+    monkeypatch.setenv("XLA_FLAGS", "")
+    expected = {"xla_cpu_prefer_vector_width": "512"} if jax.default_backend() == "cpu" else {}
+    assert xla_options() == expected
+    f = jit(lambda x: jnp.tanh(x) * 2.0)
+    x = np.linspace(-3.0, 3.0, 1001)
+    np.testing.assert_allclose(np.asarray(f(x)), 2.0 * np.tanh(x), rtol=1e-15, atol=1e-16)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_prefer_vector_width=256")
+    assert xla_options() == {}
+
+
 def _count_equations(jaxpr) -> int:
     """Equations of a jaxpr, those of nested jaxprs (the jitted right-hand side) included."""
     return sum(1 + sum(_count_equations(v) for v in e.params.values() if hasattr(v, "eqns")) for e in jaxpr.eqns)

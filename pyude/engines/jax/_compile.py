@@ -6,6 +6,7 @@ that new parameter values or new input data reuse the compiled code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -446,6 +447,25 @@ def compile_function_model(model: FunctionModel) -> CompiledModel:
         return jnp.zeros((0,), y.dtype)
 
     return CompiledModel(model, _traced_once(rhs), initial, (), np.zeros((0,)), observe, sigma)
+
+
+def xla_options() -> dict[str, str]:
+    """XLA options of every program the engine compiles.
+
+    On CPU, loops vectorised 512 bits wide where the processor has them (AVX-512; elsewhere
+    the compiler caps the width at what the processor has). XLA's CPU default is 256 bits.
+    The elementwise transcendental functions gain most: measured on a 2-core AVX-512 Xeon
+    (2026-12-03), ``tanh`` of 32,000 float64 values 26.8 -> 18.8 µs, and the neural-ODE
+    benchmark's training step 12.7 -> 11.4 ms (docs/benchmarks.md); stiff models with few
+    states were unchanged. A width set in ``XLA_FLAGS`` is left to rule."""
+    if jax.default_backend() != "cpu" or "xla_cpu_prefer_vector_width" in os.environ.get("XLA_FLAGS", ""):
+        return {}
+    return {"xla_cpu_prefer_vector_width": "512"}
+
+
+def jit(fn: Callable) -> Callable:
+    """``jax.jit`` with the engine's XLA options (:func:`xla_options`)."""
+    return jax.jit(fn, compiler_options=xla_options())
 
 
 def _traced_once(rhs: Callable) -> Callable:

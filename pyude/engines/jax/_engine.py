@@ -15,7 +15,7 @@ import numpy as np
 from ..._errors import SolverError
 from ..._sensitivity import AbstractSensitivity, Checkpoint
 from ...spec._model import Model
-from ._compile import CompiledModel, compile_model
+from ._compile import CompiledModel, compile_model, jit
 from ._objective import objective_fns
 from ._events import solve_with_events
 from ._integrate import MAX_STEPS_CODE, Settings, integrate, raise_for_result
@@ -79,7 +79,7 @@ class JaxEngine:
                 fn.lower(*args).compile()
                 exe = fn
             else:
-                exe = jax.jit(fn).lower(*args).compile()
+                exe = jit(fn).lower(*args).compile()
             compile_time = time.perf_counter() - start
             cm.cache[full_key] = exe
         return exe(*args), compile_time
@@ -145,7 +145,7 @@ class JaxEngine:
                 interp.append(self.call_compiled(cm, ("dense", s), run_dense, *args)[0])
             evaluate = cm.cache.get("dense_eval")
             if evaluate is None:
-                evaluate = jax.jit(lambda it, tq: jax.vmap(it.evaluate)(tq))
+                evaluate = jit(lambda it, tq: jax.vmap(it.evaluate)(tq))
                 cm.cache["dense_eval"] = evaluate
             return np.asarray(evaluate(interp[0], jnp.asarray(t, dtype=jnp.float64)))
 

@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 
 from ..._sensitivity import AbstractSensitivity, Checkpoint, Forward
-from ._compile import CompiledModel
+from ._compile import CompiledModel, jit
 from ._gradient import _trajectory
 from ._inputs import InputData
 from ._integrate import Settings
@@ -310,9 +310,9 @@ def objective_fns(cm: CompiledModel, s: Settings, sens: AbstractSensitivity | No
         return h, sigma, out[2], out[3]
 
     fns = {
-        "value": jax.jit(_objective(cm, s, no_grad, mode)),
-        "predict": jax.jit(lambda theta, a: predict(_z_of(theta, a), a)[:4]),
-        "rows": jax.jit(rows),
+        "value": jit(_objective(cm, s, no_grad, mode)),
+        "predict": jit(lambda theta, a: predict(_z_of(theta, a), a)[:4]),
+        "rows": jit(rows),
     }
     if sens is not None:
         objective = _objective(cm, s, _trajectory(cm, s, sens), mode)
@@ -328,6 +328,6 @@ def objective_fns(cm: CompiledModel, s: Settings, sens: AbstractSensitivity | No
 
         else:
             vg = jax.value_and_grad(objective, has_aux=True)
-        fns["value_and_grad"] = jax.jit(vg)
+        fns["value_and_grad"] = jit(vg)
     cm.cache[key] = fns
     return fns

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._compile import CompiledModel
+from ._compile import CompiledModel, jit
 
 STIFF_THRESHOLD = 1e3
 STIFF_SOLVER = "Rodas5P"
@@ -40,7 +40,7 @@ def _jacobian_fn(cm: CompiledModel):
     fn = cm.cache.get("jacobian")
     if fn is None:
 
-        @jax.jit
+        @jit
         def fn(t, y, args):
             return cm.rhs(t, y, args), jax.jacfwd(lambda z: cm.rhs(t, z, args))(y)
 
