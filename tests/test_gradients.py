@@ -335,3 +335,51 @@ def test_rosenbrock_adjoint_reads_the_dense_state_up_to_each_chunk_end(batching)
         out = pr.evaluate(pr.theta0(), sens)
         assert out["ok"], (sens, out["message"])
         assert out["grad"][0] == pytest.approx(want, rel=1e-7), sens
+
+
+@pytest.mark.parametrize("name", ["Rodas5P", "Rosenbrock23"])
+def test_rosenbrock_tangent_products_equal_the_jacobians_derivative(name):
+    """Forward mode through a Rosenbrock method with more states than stage solves
+    differentiates each stage solve through second-order products (``tangent_products``,
+    chosen by ``make_solver``): the same derivative as through the Jacobian's, in forward and
+    (transposed) reverse mode, and the finite-difference one."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    from pyude.engines.jax._solvers import make_solver
+
+    n = 10  # more states than Rodas5P's 8 stage solves
+
+    def f(t, y, p):
+        # a Michaelis-Menten chain with a stiff fast pair and a time-dependent decay
+        flux = p[: n - 1] * y[:-1] / (p[n - 1] + y[:-1]) - 0.05 * y[1:] ** 2
+        dy = jnp.concatenate([-flux[:1], flux[:-1] - flux[1:], flux[-1:]])
+        return dy - p[n] * (1.0 + jnp.sin(t)) * y + jnp.zeros(n).at[0].set(200.0 * (y[1] - y[0]))
+
+    y0 = jnp.linspace(1.0, 0.1, n)
+    p0 = jnp.concatenate([jnp.linspace(0.5, 3.0, n - 1), jnp.array([0.7, 0.02])])
+    ts = jnp.linspace(0.5, 4.0, 5)
+
+    def loss(p, solver, adjoint):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(f), solver, 0.0, ts[-1], None, y0, args=p,
+            saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol=1e-9, atol=1e-11),
+            adjoint=adjoint, max_steps=4096,
+        )
+        return jnp.sum(sol.ys**2)
+
+    forward = make_solver(name, 1e-9, 1e-11, forward_mode=True, n_states=n)
+    plain = make_solver(name, 1e-9, 1e-11)
+    assert forward.tangent_products and not plain.tangent_products
+    assert not make_solver(name, 1e-9, 1e-11, forward_mode=True, n_states=type(forward).stage_solves).tangent_products
+
+    g_products = jax.jacfwd(loss)(p0, forward, diffrax.ForwardMode())
+    g_jacobian = jax.jacfwd(loss)(p0, plain, diffrax.ForwardMode())
+    g_reverse = jax.grad(loss)(p0, forward, diffrax.RecursiveCheckpointAdjoint())
+    np.testing.assert_allclose(g_products, g_jacobian, rtol=1e-10, atol=1e-12 * np.abs(g_jacobian).max())
+    np.testing.assert_allclose(g_reverse, g_jacobian, rtol=1e-10, atol=1e-12 * np.abs(g_jacobian).max())
+    value = jax.jit(lambda p: loss(p, plain, diffrax.RecursiveCheckpointAdjoint()))
+    h = 1e-5 * np.maximum(np.abs(np.asarray(p0)), 1e-2)
+    fd = np.array([(value(p0.at[i].add(h[i])) - value(p0.at[i].add(-h[i]))) / (2 * h[i]) for i in range(p0.size)])
+    assert rel_error(g_products, fd) < 1e-6

@@ -150,7 +150,7 @@ def solve_with_events(
     t_end = ts[-1]
     dtype = y0.dtype
     term = diffrax.ODETerm(lambda t, y, a: cm.rhs(t, y, (a[0], a[1])))
-    solver = make_solver(s.solver, s.rtol, s.atol)
+    solver = make_solver(s.solver, s.rtol, s.atol, forward_mode=isinstance(adjoint, diffrax.ForwardMode), n_states=y0.shape[0])
     controller = make_controller(s.solver, s.rtol, s.atol, cm.jumps(p))
     kwargs = {} if adjoint is None else {"adjoint": adjoint}
     state_idx = jnp.asarray(ev.state)

@@ -69,7 +69,8 @@ def integrate(
     :func:`raise_for_result` turns it into a :class:`~pyude.SolverError`.
     """
     term = diffrax.ODETerm(cm.rhs)
-    solver = make_solver(s.solver, s.rtol, s.atol)
+    forward = isinstance(adjoint, diffrax.ForwardMode)
+    solver = make_solver(s.solver, s.rtol, s.atol, forward_mode=forward, n_states=y0.shape[0])
     controller = make_controller(s.solver, s.rtol, s.atol, cm.jumps(p))
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)], dense=dense)
     kwargs = {} if adjoint is None else {"adjoint": adjoint}

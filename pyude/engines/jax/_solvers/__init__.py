@@ -23,18 +23,24 @@ def canonical_name(name: str) -> str:
     raise SpecError(f"unknown solver {name!r}; choose one of: auto, {', '.join(NAMES)}")
 
 
-def make_solver(name: str, rtol: float, atol: float):
-    """The diffrax solver for ``name``."""
+def make_solver(name: str, rtol: float, atol: float, *, forward_mode: bool = False, n_states: int = 0):
+    """The diffrax solver for ``name``; ``forward_mode``: to be differentiated in forward mode
+    (:class:`diffrax.ForwardMode`), which a Rosenbrock method with more states than stage
+    solves does through second-order products (``tangent_products``, same values): measured
+    2026-12-03, forward-mode gradients at rtol 1e-8 Lucarelli_CellSystems2018 (33 states)
+    39.4 -> 6.7 s, Zheng_PNAS2012 (15) 27.3 -> 21.4 ms, Brannmark_JBC2010 (9) 24.0 -> 20.5
+    ms, but Boehm_JProteomeRes2014 (8 states, Rodas5P's 8 solves) 5.4 -> 10.5 ms. Reverse
+    mode gained nothing (Lucarelli 1.37 s either way) and compiled slower, so it keeps the
+    Jacobian's derivative."""
+    if name in ("Rodas5P", "Rosenbrock23"):
+        cls = Rodas5P if name == "Rodas5P" else Rosenbrock23
+        return cls(tangent_products=forward_mode and n_states > cls.stage_solves)
     if name == "Tsit5":
         return Tsit5()
     if name == "Dopri5":
         return Dopri5()
     if name == "Dopri8":
         return diffrax.Dopri8()
-    if name == "Rodas5P":
-        return Rodas5P()
-    if name == "Rosenbrock23":
-        return Rosenbrock23()
     if name == "Kvaerno5":
         # With diffrax's defaults Kvaerno5 rejects half its steps on Robertson (630
         # accepted, 625 rejected at rtol 1e-8). Chord tolerances 10x tighter than the
