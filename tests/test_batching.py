@@ -12,6 +12,7 @@ The conditions differ in k, so their step counts differ.
 import pickle
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,3 +115,70 @@ def test_sequential_multiple_shooting_matches_vectorized(problems):
         values.append((out["value"], np.asarray(out["grad"])))
     assert values[1][0] == pytest.approx(values[0][0], rel=1e-10)
     np.testing.assert_allclose(values[1][1], values[0][1], rtol=1e-8)
+
+
+def _scan_lengths(jaxpr) -> list[int]:
+    out = []
+    for e in jaxpr.eqns:
+        if e.primitive.name == "scan":
+            out.append(e.params["length"])
+        for v in e.params.values():
+            for sub in v if isinstance(v, (tuple, list)) else (v,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    out += _scan_lengths(inner)
+    return out
+
+
+@pytest.mark.parametrize("batching", ["sequential", "vectorized"])
+def test_repeated_conditions_are_solved_once(batching):
+    """Conditions with equal overrides (replicates) have equal trajectories: the objective
+    solves each distinct condition once and serves every replicate's rows from it, with the
+    values and gradients of solving them all (and the analytic ones); a mini-batch still
+    picks conditions by their own positions."""
+    from pyude.engines.jax._objective import objective_fns
+
+    doses = {**DOSES, "low_again": DOSES["low"]}
+    conditions = pd.DataFrame({
+        "condition": [*doses, "pre"],
+        "k": [*doses.values(), "k_pre"],
+        "preequilibration": ["pre"] * len(doses) + [None],
+    })
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame([
+        {"condition": c, "time": t, "observable": "x", "value": analytic(t, k, 0.8, 0.5) + 0.05 * rng.normal()}
+        for c, k in doses.items() for t in TIMES
+    ])
+    pr = pyude.Problem(MODEL, data, conditions, solver="Rodas5P", rtol=1e-10, atol=1e-12, estimate=["d", "k_pre"],
+                       batching=batching)
+    ids = list(pr.conditions.ids)
+    arrays = pr._arrays_at(PARAMS)[0]
+    of = np.asarray(arrays["distinct"]["of"])
+    assert of[ids.index("low_again")] == of[ids.index("low")]
+    assert len(set(of.tolist())) == len(ids) - 1
+    theta = jnp.asarray(pr.theta0(PARAMS))
+    solve_all = {k: v for k, v in arrays.items() if k != "distinct"}
+    sens = pyude.Checkpoint()
+    (value, grad, *_), _ = pr.engine.objective(pr._cm, pr.settings, sens, pr.mode, theta, arrays)
+    (value_all, grad_all, *_), _ = pr.engine.objective(pr._cm, pr.settings, sens, pr.mode, theta, solve_all)
+    assert value == pytest.approx(value_all, rel=1e-13)
+    np.testing.assert_allclose(grad, grad_all, rtol=1e-12)
+    # against the analytic gradient of the sum of squares
+    d, k_pre = PARAMS["d"], PARAMS["k_pre"]
+    k = data["condition"].map(doses).to_numpy()
+    t, v = data["time"].to_numpy(), data["value"].to_numpy()
+    decay = np.exp(-d * t)
+    dx = {"d": -k / d**2 - (k_pre - k) / d**2 * decay - (k_pre - k) / d * t * decay, "k_pre": decay / d}
+    residual = v - analytic(t, k, d, k_pre)
+    want = [np.sum(-2 * residual * dx[name]) for name in pr.estimation.names]
+    np.testing.assert_allclose(grad, want, rtol=1e-7)
+    if batching == "sequential":  # one solve per distinct condition in the compiled program
+        fn = objective_fns(pr._cm, pr.settings, None, pr.mode)["value"]
+        assert len(ids) - 1 in _scan_lengths(fn.trace(theta, arrays).jaxpr.jaxpr)
+        assert len(ids) in _scan_lengths(fn.trace(theta, solve_all).jaxpr.jaxpr)
+    batch = np.array([ids.index("low_again"), ids.index("high")])
+    out = pr.evaluate(theta, "checkpoint", batch=batch)
+    assert out["ok"], out["message"]
+    rows = data["condition"].isin(["low_again", "high"]).to_numpy()
+    want_batch = [np.sum(-2 * residual[rows] * dx[name][rows]) * len(ids) / 2 for name in pr.estimation.names]
+    np.testing.assert_allclose(out["grad"], want_batch, rtol=1e-7)

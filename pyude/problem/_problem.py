@@ -32,6 +32,23 @@ def _grid_arrays(grid) -> dict[str, Any]:
     return {"start": jnp.asarray(start), **{k: jnp.zeros((n, 0)) for k, n in zip("cto", shape)}}
 
 
+def _distinct_arrays(cond: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"first", "of"}`` where conditions repeat: ``first`` (U,) the first of each distinct
+    condition, ``of`` (C,) each condition's position among them. Conditions whose every
+    override (parameters, initial states, inputs, preequilibration, steady-state flag) is
+    equal have the same trajectory for any parameters, so the JAX objective solves each
+    distinct one once (PEtab tables repeat conditions for replicate experiments:
+    Lucarelli_CellSystems2018 has 12 distinct of 16). None where all differ."""
+    fields = [np.asarray(v).reshape(np.shape(v)[0], -1) for _, v in sorted(cond.items())]
+    n = fields[0].shape[0]
+    keys = [b"".join(f[i].tobytes() for f in fields) for i in range(n)]
+    first: dict[bytes, int] = {}
+    of = np.array([first.setdefault(k, len(first)) for k in keys], dtype=np.int64)
+    if len(first) == n:
+        return None
+    return {"first": jnp.asarray(np.array([keys.index(k) for k in first], dtype=np.int64)), "of": jnp.asarray(of)}
+
+
 class Problem:
     r"""A model and its data: the objective, its gradient, and what a fit estimates.
 
@@ -266,6 +283,9 @@ class Problem:
                 "on": jnp.asarray(est.prior_on),
             },
         }
+        distinct = _distinct_arrays(out["cond"])
+        if distinct is not None:
+            out["distinct"] = distinct
         if ts is None:
             self._data_device = out
         return out
@@ -345,7 +365,7 @@ class Problem:
             position[batch] = np.arange(batch.size)
             rows = position[self.data.cond_index]
             arrays = {
-                **arrays,
+                **{k: v for k, v in arrays.items() if k != "distinct"},  # positions in the whole table
                 "cond": {k: v[batch] for k, v in arrays["cond"].items()},
                 "data": {
                     # rows are gathered by their remapped conditions, never sliced as a grid

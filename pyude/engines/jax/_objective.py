@@ -36,6 +36,9 @@ Optional arrays (absent: the objective is exactly the one without them):
   steady state under the preequilibration overrides (stopped when
   ``||f|| < atol + rtol ||y||``; failing to get there is an error), and the condition
   starts from that state, except for the states its own overrides set.
+* ``arrays["distinct"]``: ``first`` (U,) and ``of`` (C,), where conditions repeat: each
+  distinct condition is solved once and its results serve every condition equal to it
+  (not under multiple shooting, whose segments start from each condition's own states).
 * ``arrays["cond"]["post"]`` (C,): steady-state measurements. Where ``post``, the model
   continues from the last time of ``ts`` to a steady state under the condition's own
   parameters; it is time slot ``T`` (after the T times of ``ts``) of ``H``, evaluated
@@ -191,18 +194,26 @@ def _predict_all(cm: CompiledModel, s: Settings, trajectory: Callable):
             sig = jnp.concatenate([cm.sigma(a["t0"], y0, (p_c, u_c)), jnp.ones_like(y0)])
         return H, sig, code, t_reached, gap, ys, p_c, u_c, ts
 
-    def predict(z, a, starts=None):
-        p, y0_est = z[:n_p], z[n_p:]
-        if a["cond"]["p_fixed"].shape[0] == 1:  # one condition: no batched loops to compile
-            single = jax.tree.map(lambda x: x[0], a["cond"])
+    def solve_all(p, y0_est, cond, a, starts):
+        if cond["p_fixed"].shape[0] == 1:  # one condition: no batched loops to compile
+            single = jax.tree.map(lambda x: x[0], cond)
             out = per_condition(p, y0_est, single, a, None if starts is None else starts[0])
             return jax.tree.map(lambda x: x[None], out)
         if s.batching == "sequential":
-            xs = (a["cond"], starts)
+            xs = (cond, starts)
             return jax.lax.map(lambda x: per_condition(p, y0_est, x[0], a, x[1]), xs)
         return jax.vmap(per_condition, in_axes=(None, None, 0, None, None if starts is None else 0))(
-            p, y0_est, a["cond"], a, starts
+            p, y0_est, cond, a, starts
         )
+
+    def predict(z, a, starts=None):
+        p, y0_est = z[:n_p], z[n_p:]
+        distinct = a.get("distinct")
+        if distinct is None or starts is not None:  # segments start from each condition's own states
+            return solve_all(p, y0_est, a["cond"], a, starts)
+        # repeated conditions are solved once (Problem's _distinct_arrays)
+        cond = jax.tree.map(lambda x: x[distinct["first"]], a["cond"])
+        return jax.tree.map(lambda x: x[distinct["of"]], solve_all(p, y0_est, cond, a, None))
 
     return predict
 

@@ -173,8 +173,10 @@ def input_arrays(u) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 # objective gained later) is refused by name, never dropped (a silently different objective)
 PRE_KEYS = {"pre", "pre_p_fixed", "pre_p_value", "pre_p_source", "pre_y_fixed", "pre_y_value", "pre_y_source"}
 OBJECTIVE_KEYS = {
+    # "distinct": which conditions repeat, for the JAX engine to solve each once; PyUDE.jl
+    # solves every condition, with the same result
     "": {"base_z", "index", "scale", "is_network", "l2", "y0_fixed", "y0_value", "y0_estimated", "ts", "t0", "u",
-         "cond", "data", "priors"},
+         "cond", "data", "priors", "distinct"},
     "cond": {"p_fixed", "p_value", "p_source", "y_fixed", "y_value", "y_source", "u_fixed", "u_value"} | PRE_KEYS,
     # "grid": the JAX engine's slice for data that fill a block of the prediction table; the
     # same rows are still given by cond/time/obs, which the Julia objective gathers
