@@ -383,3 +383,49 @@ def test_rosenbrock_tangent_products_equal_the_jacobians_derivative(name):
     h = 1e-5 * np.maximum(np.abs(np.asarray(p0)), 1e-2)
     fd = np.array([(value(p0.at[i].add(h[i])) - value(p0.at[i].add(-h[i]))) / (2 * h[i]) for i in range(p0.size)])
     assert rel_error(g_products, fd) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["Rodas5P", "Rosenbrock23"])
+def test_rosenbrock_reverse_products_equal_forward_mode(name):
+    """Reverse mode through a Rosenbrock method past ``UNROLL_LIMIT`` states (LAPACK's LU)
+    takes the Jacobian's share of the cotangents as one batched second-order product per
+    stage solve (``reverse_products``, chosen by ``make_solver``): the same gradient as
+    forward mode through the same steps, and as reverse mode through the Jacobian."""
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    from pyude.engines.jax._solvers import make_solver
+    from pyude.engines.jax._solvers._linalg import UNROLL_LIMIT
+
+    n = UNROLL_LIMIT + 2
+
+    def f(t, y, p):
+        flux = p[: n - 1] * y[:-1] / (p[n - 1] + y[:-1]) - 0.05 * y[1:] ** 2
+        dy = jnp.concatenate([-flux[:1], flux[:-1] - flux[1:], flux[-1:]])
+        return dy - p[n] * (1.0 + jnp.sin(t)) * y + jnp.zeros(n).at[0].set(200.0 * (y[1] - y[0]))
+
+    y0 = jnp.linspace(1.0, 0.1, n)
+    p0 = jnp.concatenate([jnp.linspace(0.5, 3.0, n - 1), jnp.array([0.7, 0.02])])
+    ts = jnp.linspace(0.5, 3.0, 4)
+
+    def loss(p, solver, adjoint):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(f), solver, 0.0, ts[-1], None, y0, args=p,
+            saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
+            adjoint=adjoint, max_steps=4096,
+        )
+        return jnp.sum(sol.ys**2)
+
+    reverse = make_solver(name, 1e-8, 1e-10, n_states=n)
+    assert reverse.reverse_products and not reverse.tangent_products
+    assert not make_solver(name, 1e-8, 1e-10, n_states=UNROLL_LIMIT).reverse_products
+    forward = make_solver(name, 1e-8, 1e-10, forward_mode=True, n_states=n)
+    assert not forward.reverse_products
+
+    g_products = jax.grad(loss)(p0, reverse, diffrax.RecursiveCheckpointAdjoint())
+    g_forward = jax.jacfwd(loss)(p0, forward, diffrax.ForwardMode())
+    np.testing.assert_allclose(g_products, g_forward, rtol=1e-10, atol=1e-12 * np.abs(g_forward).max())
+    if name == "Rodas5P":  # the rule is shared: against the Jacobian's own reverse pass once
+        g_jacobian = jax.grad(loss)(p0, type(reverse)(), diffrax.RecursiveCheckpointAdjoint())
+        np.testing.assert_allclose(g_products, g_jacobian, rtol=1e-9, atol=1e-12 * np.abs(g_forward).max())

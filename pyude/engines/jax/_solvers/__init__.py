@@ -6,6 +6,7 @@ import diffrax
 
 from ...._errors import SpecError
 from ._explicit import Dopri5, Tsit5
+from ._linalg import UNROLL_LIMIT
 from ._rosenbrock import Rodas5P, Rosenbrock23, RosenbrockInterpolation
 
 STIFF = ("Rodas5P", "Rosenbrock23", "Kvaerno5")
@@ -29,12 +30,21 @@ def make_solver(name: str, rtol: float, atol: float, *, forward_mode: bool = Fal
     solves does through second-order products (``tangent_products``, same values): measured
     2026-12-03, forward-mode gradients at rtol 1e-8 Lucarelli_CellSystems2018 (33 states)
     39.4 -> 6.7 s, Zheng_PNAS2012 (15) 27.3 -> 21.4 ms, Brannmark_JBC2010 (9) 24.0 -> 20.5
-    ms, but Boehm_JProteomeRes2014 (8 states, Rodas5P's 8 solves) 5.4 -> 10.5 ms. Reverse
-    mode gained nothing (Lucarelli 1.37 s either way) and compiled slower, so it keeps the
-    Jacobian's derivative."""
+    ms, but Boehm_JProteomeRes2014 (8 states, Rodas5P's 8 solves) 5.4 -> 10.5 ms. (The same
+    rule transposed in reverse mode, one product per solve, gained nothing: Lucarelli 1.37 s
+    either way.)
+
+    In reverse mode, a model past ``UNROLL_LIMIT`` states (where the LU is LAPACK's) takes
+    ``reverse_products`` (:func:`~._rosenbrock._reverse_products_step`): measured
+    2026-12-04, checkpoint gradients at rtol 1e-8, Lucarelli (33 states) 1,340-1,364 ->
+    904-946 ms (medians of 5 calls, A/B); below it the Jacobian's own reverse pass was faster
+    (Zheng 5.4 against 9.2 ms, Boehm 1.5 against 2.3 ms)."""
     if name in ("Rodas5P", "Rosenbrock23"):
         cls = Rodas5P if name == "Rodas5P" else Rosenbrock23
-        return cls(tangent_products=forward_mode and n_states > cls.stage_solves)
+        return cls(
+            tangent_products=forward_mode and n_states > cls.stage_solves,
+            reverse_products=not forward_mode and n_states > UNROLL_LIMIT,
+        )
     if name == "Tsit5":
         return Tsit5()
     if name == "Dopri5":

@@ -21,7 +21,7 @@ import numpy as np
 from diffrax import AbstractLocalInterpolation
 from jaxtyping import Array, Float
 
-from ._linalg import lu_factor, lu_solve
+from ._linalg import lu_factor, lu_solve, lu_solve_transposed
 from ._tableaus import RODAS5P
 
 
@@ -113,14 +113,71 @@ def _stage_solver(terms, t0, t1, y0, args, J, scale: float, c: float, products: 
     return lambda b: solve(dyn_terms, t0, t1, y0, args, factors, b)
 
 
+def _reverse_products_step(stages, terms, t0, t1, y0, args, scale: float, c: float):
+    r"""``(y1, err, q)`` of ``stages`` (:func:`_rodas5p_stages`, :func:`_ros23_stages`) with a
+    reverse pass that never differentiates the Jacobian's $n$ columns.
+
+    A stage solve $x_i = W^{-1} b_i$, $W = \text{scale}\,I - c\,J_F$, varies with $J_F$ as
+    $dx_i = W^{-1} c\,(dJ_F)\,x_i$, so the Jacobian's share of the cotangents is
+    $\sum_i c\,\bar b_i^{\top} (dJ_F)\,x_i$ with $\bar b_i = W^{-\top}\bar x_i$: the reverse
+    pass of the JVPs $J_F x_i$, one lane per stage solve, batched. The rest is the reverse pass
+    of the step with $J_F$ held fixed, whose cotangents of $x_i$ come from zero-valued shifts
+    added to them. The same cotangents to rounding; it pays where the reverse pass of the
+    Jacobian (``jacfwd``, $n$ lanes) outweighs the extra recomputation (:func:`make_solver`).
+    """
+    # the rules below must close over no traced value (an array made here would be one)
+    dyn_terms, static_terms = eqx.partition(terms, eqx.is_array)
+
+    def w_of(J):
+        return scale * jnp.eye(J.shape[0], dtype=J.dtype) - c * J
+
+    def run(dyn_terms, t0, t1, y0, args, J=None, shifts=None):
+        F, F0, J_own, hdT = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args)
+        lu = lu_factor(w_of(J_own if J is None else J))
+        return stages(F, F0, hdT, y0, t0, t1, lambda b: lu_solve(lu, b), shifts), J_own
+
+    @jax.custom_vjp
+    def step(dyn_terms, t0, t1, y0, args):
+        return run(dyn_terms, t0, t1, y0, args)[0][:3]
+
+    def step_fwd(*primals):
+        (y1, err, q, xs), J = run(*primals)
+        return (y1, err, q), (primals, J, xs)
+
+    def step_bwd(res, cts):
+        primals, J, xs = res
+        held = lambda *a: run(*a[:-1], J=J, shifts=a[-1])[0][:3]  # noqa: E731
+        _, vjp = jax.vjp(held, *primals, jnp.zeros_like(xs))
+        *g_held, x_bar = vjp(cts)
+        lu = lu_factor(w_of(J))
+        b_bar = jax.vmap(lambda g: lu_solve_transposed(lu, g))(x_bar)
+
+        def jx(dyn_terms, t0, t1, y0, args):
+            terms = eqx.combine(dyn_terms, static_terms)
+            control = terms.contr(t0, t1)
+            return jax.vmap(lambda x: jax.jvp(lambda y: terms.vf_prod(t0, y, args, control), (y0,), (x,))[1])(xs)
+
+        _, vjp_j = jax.vjp(jx, *primals)
+        g_j = vjp_j(c * b_bar)
+        # integer leaves (an input's interpolation kind) have float0 cotangents: nothing to add
+        add = lambda a, b: a if a.dtype == jax.dtypes.float0 else a + b  # noqa: E731
+        return tuple(jax.tree.map(add, a, b) for a, b in zip(g_held, g_j))
+
+    step.defvjp(step_fwd, step_bwd)
+    return step(dyn_terms, t0, t1, y0, args)
+
+
 class _AbstractRosenbrock(diffrax.AbstractAdaptiveSolver):
-    """``tangent_products``: differentiate each stage solve through second-order products
-    instead of the Jacobian's derivative (:func:`_stage_solver`); same values."""
+    """``tangent_products`` (forward mode) and ``reverse_products`` (reverse mode):
+    differentiate the stage solves through second-order products instead of the Jacobian's
+    derivative (:func:`_stage_solver`, :func:`_reverse_products_step`); same values. The
+    engine picks them by problem size (:func:`make_solver`)."""
 
     term_structure: ClassVar = diffrax.AbstractTerm
     interpolation_cls: ClassVar = RosenbrockInterpolation
     stage_solves: ClassVar[int]
     tangent_products: bool = eqx.field(static=True, default=False)
+    reverse_products: bool = eqx.field(static=True, default=False)
 
     def init(self, terms, t0, t1, y0, args):
         return None
@@ -148,33 +205,45 @@ class Rodas5P(_AbstractRosenbrock):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
-        tab = RODAS5P
-        F, F0, J, hdT = _linearise(terms, t0, t1, y0, args)
-        h = t1 - t0
-        solve = _stage_solver(terms, t0, t1, y0, args, J, 1.0 / tab.gamma, 1.0, self.tangent_products)
-        ks: list = []
-        u = y0
-        for i in range(tab.stages):
-            if i == 0:
-                fi = F0
-            else:
-                u = y0
-                for j in range(i):
-                    if tab.a[i, j] != 0:
-                        u = u + tab.a[i, j] * ks[j]
-                fi = F(t0 + tab.c[i] * h, u)
-            rhs = fi
-            if tab.d[i] != 0:
-                rhs = rhs + tab.d[i] * hdT
-            for j in range(i):
-                if tab.C[i, j] != 0:
-                    rhs = rhs + tab.C[i, j] * ks[j]
-            ks.append(solve(rhs))
-        y1 = u + ks[-1]
-        err = ks[-1]
-        q = jnp.stack([sum(tab.H[m, j] * ks[j] for j in range(tab.stages) if tab.H[m, j] != 0) for m in range(tab.H.shape[0])])
+        scale = 1.0 / RODAS5P.gamma
+        if self.reverse_products:
+            y1, err, q = _reverse_products_step(_rodas5p_stages, terms, t0, t1, y0, args, scale, 1.0)
+        else:
+            F, F0, J, hdT = _linearise(terms, t0, t1, y0, args)
+            solve = _stage_solver(terms, t0, t1, y0, args, J, scale, 1.0, self.tangent_products)
+            y1, err, q, _ = _rodas5p_stages(F, F0, hdT, y0, t0, t1, solve)
         dense_info = dict(y0=y0, y1=y1, q=q)
         return y1, err, dense_info, None, diffrax.RESULTS.successful
+
+
+def _rodas5p_stages(F, F0, hdT, y0, t0, t1, solve, shifts=None):
+    """Rodas5P's stages: ``(y1, err, q, x)`` with ``x`` (8, n) the stage solves' results;
+    ``shifts`` (8, n), zero in value, are added to them (their cotangents are the
+    solves' own, for :func:`_reverse_products_step`)."""
+    tab = RODAS5P
+    h = t1 - t0
+    ks: list = []
+    u = y0
+    for i in range(tab.stages):
+        if i == 0:
+            fi = F0
+        else:
+            u = y0
+            for j in range(i):
+                if tab.a[i, j] != 0:
+                    u = u + tab.a[i, j] * ks[j]
+            fi = F(t0 + tab.c[i] * h, u)
+        rhs = fi
+        if tab.d[i] != 0:
+            rhs = rhs + tab.d[i] * hdT
+        for j in range(i):
+            if tab.C[i, j] != 0:
+                rhs = rhs + tab.C[i, j] * ks[j]
+        ks.append(solve(rhs) if shifts is None else solve(rhs) + shifts[i])
+    y1 = u + ks[-1]
+    err = ks[-1]
+    q = jnp.stack([sum(tab.H[m, j] * ks[j] for j in range(tab.stages) if tab.H[m, j] != 0) for m in range(tab.H.shape[0])])
+    return y1, err, q, jnp.stack(ks)
 
 
 _D23 = 1.0 / (2.0 + np.sqrt(2.0))
@@ -202,16 +271,29 @@ class Rosenbrock23(_AbstractRosenbrock):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
-        F, F0, J, hdT = _linearise(terms, t0, t1, y0, args)
-        h = t1 - t0
-        solve = _stage_solver(terms, t0, t1, y0, args, J, 1.0, _D23, self.tangent_products)
-        k1 = solve(F0 + _D23 * hdT)
-        F1 = F(t0 + 0.5 * h, y0 + 0.5 * k1)
-        k2 = solve(F1 - k1) + k1
-        y1 = y0 + k2
-        F2 = F(t1, y1)
-        k3 = solve(F2 - _E32 * (k2 - F1) - 2.0 * (k1 - F0) + _D23 * hdT)
-        err = (k1 - 2.0 * k2 + k3) / 6.0
-        q = ((k1 - k2) / (1.0 - 2.0 * _D23))[None, :]
+        if self.reverse_products:
+            y1, err, q = _reverse_products_step(_ros23_stages, terms, t0, t1, y0, args, 1.0, _D23)
+        else:
+            F, F0, J, hdT = _linearise(terms, t0, t1, y0, args)
+            solve = _stage_solver(terms, t0, t1, y0, args, J, 1.0, _D23, self.tangent_products)
+            y1, err, q, _ = _ros23_stages(F, F0, hdT, y0, t0, t1, solve)
         dense_info = dict(y0=y0, y1=y1, q=q)
         return y1, err, dense_info, None, diffrax.RESULTS.successful
+
+
+def _ros23_stages(F, F0, hdT, y0, t0, t1, solve, shifts=None):
+    """Rosenbrock23's stages, as :func:`_rodas5p_stages` (three solves)."""
+    s = (lambda i, b: solve(b)) if shifts is None else (lambda i, b: solve(b) + shifts[i])
+    h = t1 - t0
+    x1 = s(0, F0 + _D23 * hdT)
+    k1 = x1
+    F1 = F(t0 + 0.5 * h, y0 + 0.5 * k1)
+    x2 = s(1, F1 - k1)
+    k2 = x2 + k1
+    y1 = y0 + k2
+    F2 = F(t1, y1)
+    x3 = s(2, F2 - _E32 * (k2 - F1) - 2.0 * (k1 - F0) + _D23 * hdT)
+    k3 = x3
+    err = (k1 - 2.0 * k2 + k3) / 6.0
+    q = ((k1 - k2) / (1.0 - 2.0 * _D23))[None, :]
+    return y1, err, q, jnp.stack([x1, x2, x3])
