@@ -34,16 +34,16 @@ def analytic(t, k, d, k_pre):
     return k / d + (k_pre - k) / d * np.exp(-d * t)
 
 
-def _problem(batching, solver="Rodas5P"):
+def _problem(batching, solver="Rodas5P", doses=DOSES):
     conditions = pd.DataFrame({
-        "condition": [*DOSES, "pre"],
-        "k": [*DOSES.values(), "k_pre"],
-        "preequilibration": ["pre"] * len(DOSES) + [None],
+        "condition": [*doses, "pre"],
+        "k": [*doses.values(), "k_pre"],
+        "preequilibration": ["pre"] * len(doses) + [None],
     })
     rng = np.random.default_rng(3)
     data = pd.DataFrame([
         {"condition": c, "time": t, "observable": "x", "value": analytic(t, k, 0.8, 0.5) + 0.05 * rng.normal()}
-        for c, k in DOSES.items() for t in TIMES
+        for c, k in doses.items() for t in TIMES
     ])
     return pyude.Problem(MODEL, data, conditions, solver=solver, rtol=1e-10, atol=1e-12, estimate=["d", "k_pre"],
                          batching=batching)
@@ -74,11 +74,12 @@ def test_sequential_gives_the_analytic_trajectories(problems):
     np.testing.assert_allclose(pred["prediction"], want, rtol=1e-8)
 
 
-def analytic_gradient(problem):
-    """d loss / d (d, k_pre) of the sum of squares, from the analytic trajectories."""
+def analytic_gradient(problem, doses=DOSES, rows=None):
+    """d loss / d (d, k_pre) of the sum of squares, from the analytic trajectories (over the
+    data rows where ``rows``, if given)."""
     d, k_pre = PARAMS["d"], PARAMS["k_pre"]
     frame = problem.data.frame
-    k = frame["condition"].map(DOSES).to_numpy()
+    k = frame["condition"].map(doses).to_numpy()
     t, v = frame["time"].to_numpy(), frame["value"].to_numpy()
     decay = np.exp(-d * t)
     dx = {
@@ -86,7 +87,8 @@ def analytic_gradient(problem):
         "k_pre": decay / d,
     }
     residual = v - analytic(t, k, d, k_pre)
-    return np.array([np.sum(-2 * residual * dx[name]) for name in problem.estimation.names])
+    rows = np.ones(residual.shape, bool) if rows is None else rows
+    return np.array([np.sum(-2 * residual[rows] * dx[name][rows]) for name in problem.estimation.names])
 
 
 def test_sequential_gradients_match_vectorized_and_the_analytic_gradient(problems):
@@ -139,18 +141,7 @@ def test_repeated_conditions_are_solved_once(batching):
     from pyude.engines.jax._objective import objective_fns
 
     doses = {**DOSES, "low_again": DOSES["low"]}
-    conditions = pd.DataFrame({
-        "condition": [*doses, "pre"],
-        "k": [*doses.values(), "k_pre"],
-        "preequilibration": ["pre"] * len(doses) + [None],
-    })
-    rng = np.random.default_rng(5)
-    data = pd.DataFrame([
-        {"condition": c, "time": t, "observable": "x", "value": analytic(t, k, 0.8, 0.5) + 0.05 * rng.normal()}
-        for c, k in doses.items() for t in TIMES
-    ])
-    pr = pyude.Problem(MODEL, data, conditions, solver="Rodas5P", rtol=1e-10, atol=1e-12, estimate=["d", "k_pre"],
-                       batching=batching)
+    pr = _problem(batching, doses=doses)
     ids = list(pr.conditions.ids)
     arrays = pr._arrays_at(PARAMS)[0]
     of = np.asarray(arrays["distinct"]["of"])
@@ -163,15 +154,7 @@ def test_repeated_conditions_are_solved_once(batching):
     (value_all, grad_all, *_), _ = pr.engine.objective(pr._cm, pr.settings, sens, pr.mode, theta, solve_all)
     assert value == pytest.approx(value_all, rel=1e-13)
     np.testing.assert_allclose(grad, grad_all, rtol=1e-12)
-    # against the analytic gradient of the sum of squares
-    d, k_pre = PARAMS["d"], PARAMS["k_pre"]
-    k = data["condition"].map(doses).to_numpy()
-    t, v = data["time"].to_numpy(), data["value"].to_numpy()
-    decay = np.exp(-d * t)
-    dx = {"d": -k / d**2 - (k_pre - k) / d**2 * decay - (k_pre - k) / d * t * decay, "k_pre": decay / d}
-    residual = v - analytic(t, k, d, k_pre)
-    want = [np.sum(-2 * residual * dx[name]) for name in pr.estimation.names]
-    np.testing.assert_allclose(grad, want, rtol=1e-7)
+    np.testing.assert_allclose(grad, analytic_gradient(pr, doses), rtol=1e-7)
     if batching == "sequential":  # one solve per distinct condition in the compiled program
         fn = objective_fns(pr._cm, pr.settings, None, pr.mode)["value"]
         assert len(ids) - 1 in _scan_lengths(fn.trace(theta, arrays).jaxpr.jaxpr)
@@ -179,6 +162,5 @@ def test_repeated_conditions_are_solved_once(batching):
     batch = np.array([ids.index("low_again"), ids.index("high")])
     out = pr.evaluate(theta, "checkpoint", batch=batch)
     assert out["ok"], out["message"]
-    rows = data["condition"].isin(["low_again", "high"]).to_numpy()
-    want_batch = [np.sum(-2 * residual[rows] * dx[name][rows]) * len(ids) / 2 for name in pr.estimation.names]
-    np.testing.assert_allclose(out["grad"], want_batch, rtol=1e-7)
+    rows = pr.data.frame["condition"].isin(["low_again", "high"]).to_numpy()
+    np.testing.assert_allclose(out["grad"], analytic_gradient(pr, doses, rows) * len(ids) / 2, rtol=1e-7)

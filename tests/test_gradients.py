@@ -337,6 +337,31 @@ def test_rosenbrock_adjoint_reads_the_dense_state_up_to_each_chunk_end(batching)
         assert out["grad"][0] == pytest.approx(want, rel=1e-7), sens
 
 
+def _chain_loss(n: int, t_end: float, rtol: float, atol: float):
+    """``(loss(p, solver, adjoint), p0)``: the sum of squares at 4-5 times of an n-state
+    Michaelis-Menten chain with a stiff fast pair and a time-dependent decay, solved by diffrax."""
+    import diffrax
+    import jax.numpy as jnp
+
+    def f(t, y, p):
+        flux = p[: n - 1] * y[:-1] / (p[n - 1] + y[:-1]) - 0.05 * y[1:] ** 2
+        dy = jnp.concatenate([-flux[:1], flux[:-1] - flux[1:], flux[-1:]])
+        return dy - p[n] * (1.0 + jnp.sin(t)) * y + jnp.zeros(n).at[0].set(200.0 * (y[1] - y[0]))
+
+    y0 = jnp.linspace(1.0, 0.1, n)
+    ts = jnp.linspace(0.5, t_end, 5 if t_end > 3.0 else 4)
+
+    def loss(p, solver, adjoint):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(f), solver, 0.0, ts[-1], None, y0, args=p,
+            saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            adjoint=adjoint, max_steps=4096,
+        )
+        return jnp.sum(sol.ys**2)
+
+    return loss, jnp.concatenate([jnp.linspace(0.5, 3.0, n - 1), jnp.array([0.7, 0.02])])
+
+
 @pytest.mark.parametrize("name", ["Rodas5P", "Rosenbrock23"])
 def test_rosenbrock_tangent_products_equal_the_jacobians_derivative(name):
     """Forward mode through a Rosenbrock method with more states than stage solves
@@ -345,30 +370,11 @@ def test_rosenbrock_tangent_products_equal_the_jacobians_derivative(name):
     finite-difference one."""
     import diffrax
     import jax
-    import jax.numpy as jnp
 
     from pyude.engines.jax._solvers import make_solver
 
     n = 10  # more states than Rodas5P's 8 stage solves
-
-    def f(t, y, p):
-        # a Michaelis-Menten chain with a stiff fast pair and a time-dependent decay
-        flux = p[: n - 1] * y[:-1] / (p[n - 1] + y[:-1]) - 0.05 * y[1:] ** 2
-        dy = jnp.concatenate([-flux[:1], flux[:-1] - flux[1:], flux[-1:]])
-        return dy - p[n] * (1.0 + jnp.sin(t)) * y + jnp.zeros(n).at[0].set(200.0 * (y[1] - y[0]))
-
-    y0 = jnp.linspace(1.0, 0.1, n)
-    p0 = jnp.concatenate([jnp.linspace(0.5, 3.0, n - 1), jnp.array([0.7, 0.02])])
-    ts = jnp.linspace(0.5, 4.0, 5)
-
-    def loss(p, solver, adjoint):
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(f), solver, 0.0, ts[-1], None, y0, args=p,
-            saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol=1e-9, atol=1e-11),
-            adjoint=adjoint, max_steps=4096,
-        )
-        return jnp.sum(sol.ys**2)
-
+    loss, p0 = _chain_loss(n, 4.0, 1e-9, 1e-11)
     forward = make_solver(name, 1e-9, 1e-11, forward_mode=True, n_states=n)
     plain = make_solver(name, 1e-9, 1e-11)
     assert forward.tangent_products and not plain.tangent_products
@@ -393,30 +399,12 @@ def test_rosenbrock_reverse_products_equal_forward_mode(name):
     forward mode through the same steps, and as reverse mode through the Jacobian."""
     import diffrax
     import jax
-    import jax.numpy as jnp
 
     from pyude.engines.jax._solvers import make_solver
     from pyude.engines.jax._solvers._linalg import UNROLL_LIMIT
 
     n = UNROLL_LIMIT + 2
-
-    def f(t, y, p):
-        flux = p[: n - 1] * y[:-1] / (p[n - 1] + y[:-1]) - 0.05 * y[1:] ** 2
-        dy = jnp.concatenate([-flux[:1], flux[:-1] - flux[1:], flux[-1:]])
-        return dy - p[n] * (1.0 + jnp.sin(t)) * y + jnp.zeros(n).at[0].set(200.0 * (y[1] - y[0]))
-
-    y0 = jnp.linspace(1.0, 0.1, n)
-    p0 = jnp.concatenate([jnp.linspace(0.5, 3.0, n - 1), jnp.array([0.7, 0.02])])
-    ts = jnp.linspace(0.5, 3.0, 4)
-
-    def loss(p, solver, adjoint):
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(f), solver, 0.0, ts[-1], None, y0, args=p,
-            saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10),
-            adjoint=adjoint, max_steps=4096,
-        )
-        return jnp.sum(sol.ys**2)
-
+    loss, p0 = _chain_loss(n, 3.0, 1e-8, 1e-10)
     reverse = make_solver(name, 1e-8, 1e-10, n_states=n)
     assert reverse.reverse_products and not reverse.tangent_products
     assert not make_solver(name, 1e-8, 1e-10, n_states=UNROLL_LIMIT).reverse_products
