@@ -41,12 +41,17 @@ def _distinct_arrays(cond: dict[str, Any]) -> dict[str, Any] | None:
     Lucarelli_CellSystems2018 has 12 distinct of 16). None where all differ."""
     fields = [np.asarray(v).reshape(np.shape(v)[0], -1) for _, v in sorted(cond.items())]
     n = fields[0].shape[0]
-    keys = [b"".join(f[i].tobytes() for f in fields) for i in range(n)]
-    first: dict[bytes, int] = {}
-    of = np.array([first.setdefault(k, len(first)) for k in keys], dtype=np.int64)
+    position: dict[bytes, int] = {}
+    first, of = [], []
+    for i in range(n):
+        key = b"".join(f[i].tobytes() for f in fields)
+        if key not in position:
+            position[key] = len(first)
+            first.append(i)
+        of.append(position[key])
     if len(first) == n:
         return None
-    return {"first": jnp.asarray(np.array([keys.index(k) for k in first], dtype=np.int64)), "of": jnp.asarray(of)}
+    return {"first": jnp.asarray(np.array(first, dtype=np.int64)), "of": jnp.asarray(np.array(of, dtype=np.int64))}
 
 
 class Problem:

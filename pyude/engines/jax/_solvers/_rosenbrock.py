@@ -69,6 +69,19 @@ def _linearise(terms, t0, t1, y0, args):
     return F, F0, J, h * dT
 
 
+def _step_matrix(J, scale: float, c: float):
+    """The step's matrix ``W = scale I - c J``."""
+    return scale * jnp.eye(J.shape[0], dtype=J.dtype) - c * J
+
+
+def _jacobian_product(static_terms, dyn_terms, t0, t1, y0, args, x):
+    """``J_F x``, the JVP of ``F = h f(t0, .)`` at ``y0`` along ``x``; every traced value an
+    argument (custom derivative rules must not close over one)."""
+    terms = eqx.combine(dyn_terms, static_terms)
+    control = terms.contr(t0, t1)
+    return jax.jvp(lambda y: terms.vf_prod(t0, y, args, control), (y0,), (x,))[1]
+
+
 def _stage_solver(terms, t0, t1, y0, args, J, scale: float, c: float, products: bool):
     r"""``b -> x = W^{-1} b`` for the step's matrix $W = \text{scale}\,I - c\,J_F$ (one
     factorisation for every stage), $J_F = \partial F/\partial y$ at ``(t0, y0)``.
@@ -83,13 +96,12 @@ def _stage_solver(terms, t0, t1, y0, args, J, scale: float, c: float, products: 
     more states than the method has stage solves (:func:`make_solver`).
     """
     if not products:
-        lu = lu_factor(scale * jnp.eye(y0.shape[0], dtype=y0.dtype) - c * J)
+        lu = lu_factor(_step_matrix(J, scale, c))
         return lambda b: lu_solve(lu, b)
     # everything the products differentiate is an explicit argument: a custom_jvp rule must
     # not close over traced values (the terms carry one, the integration's direction)
     dyn_terms, static_terms = eqx.partition(terms, eqx.is_array)
-    J = jax.lax.stop_gradient(J)  # its derivative is the rule's
-    kind, a, f = lu_factor(scale * jnp.eye(y0.shape[0], dtype=y0.dtype) - c * J)
+    kind, a, f = lu_factor(_step_matrix(jax.lax.stop_gradient(J), scale, c))  # J's derivative is the rule's
 
     @jax.custom_jvp
     def solve(dyn_terms, t0, t1, y0, args, factors, b):
@@ -100,13 +112,7 @@ def _stage_solver(terms, t0, t1, y0, args, J, scale: float, c: float, products: 
         *at, factors, b = primals
         *d_at, _, db = tangents
         x = solve(*primals)
-
-        def jx(dyn_terms, t0, t1, y0, args):
-            terms = eqx.combine(dyn_terms, static_terms)
-            control = terms.contr(t0, t1)
-            return jax.jvp(lambda y: terms.vf_prod(t0, y, args, control), (y0,), (x,))[1]
-
-        _, djx = jax.jvp(jx, tuple(at), tuple(d_at))
+        _, djx = jax.jvp(lambda *a: _jacobian_product(static_terms, *a, x), tuple(at), tuple(d_at))
         return x, solve(*at, factors, db + c * djx)
 
     factors = jax.lax.stop_gradient((a, f))
@@ -128,12 +134,9 @@ def _reverse_products_step(stages, terms, t0, t1, y0, args, scale: float, c: flo
     # the rules below must close over no traced value (an array made here would be one)
     dyn_terms, static_terms = eqx.partition(terms, eqx.is_array)
 
-    def w_of(J):
-        return scale * jnp.eye(J.shape[0], dtype=J.dtype) - c * J
-
     def run(dyn_terms, t0, t1, y0, args, J=None, shifts=None):
         F, F0, J_own, hdT = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args)
-        lu = lu_factor(w_of(J_own if J is None else J))
+        lu = lu_factor(_step_matrix(J_own if J is None else J, scale, c))
         return stages(F, F0, hdT, y0, t0, t1, lambda b: lu_solve(lu, b), shifts), J_own
 
     @jax.custom_vjp
@@ -149,15 +152,10 @@ def _reverse_products_step(stages, terms, t0, t1, y0, args, scale: float, c: flo
         held = lambda *a: run(*a[:-1], J=J, shifts=a[-1])[0][:3]  # noqa: E731
         _, vjp = jax.vjp(held, *primals, jnp.zeros_like(xs))
         *g_held, x_bar = vjp(cts)
-        lu = lu_factor(w_of(J))
+        lu = lu_factor(_step_matrix(J, scale, c))
         b_bar = jax.vmap(lambda g: lu_solve_transposed(lu, g))(x_bar)
-
-        def jx(dyn_terms, t0, t1, y0, args):
-            terms = eqx.combine(dyn_terms, static_terms)
-            control = terms.contr(t0, t1)
-            return jax.vmap(lambda x: jax.jvp(lambda y: terms.vf_prod(t0, y, args, control), (y0,), (x,))[1])(xs)
-
-        _, vjp_j = jax.vjp(jx, *primals)
+        products = lambda *a: jax.vmap(lambda x: _jacobian_product(static_terms, *a, x))(xs)  # noqa: E731
+        _, vjp_j = jax.vjp(products, *primals)
         g_j = vjp_j(c * b_bar)
         # integer leaves (an input's interpolation kind) have float0 cotangents: nothing to add
         add = lambda a, b: a if a.dtype == jax.dtypes.float0 else a + b  # noqa: E731
