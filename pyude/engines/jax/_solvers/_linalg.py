@@ -21,10 +21,15 @@ from jaxtyping import Array, Float
 UNROLL_LIMIT = 24
 
 
+def factor_kind(n: int) -> str:
+    """The first item of :func:`lu_factor`'s factors for an ``n x n`` matrix."""
+    return "lapack" if n > UNROLL_LIMIT else "inverse"
+
+
 def lu_factor(a: Float[Array, "n n"]) -> tuple:
     """Factors of ``A`` for :func:`lu_solve`: up to ``UNROLL_LIMIT`` rows ``(A, A^{-1})``; above,
     LAPACK's packed ``L U`` and the row permutation ``perm``, ``(P b)[i] = b[perm[i]]``."""
-    if a.shape[0] > UNROLL_LIMIT:
+    if factor_kind(a.shape[0]) == "lapack":
         lu, _, perm = jax.lax.linalg.lu(a)
         return "lapack", lu, perm
     return "inverse", a, inverse(a)

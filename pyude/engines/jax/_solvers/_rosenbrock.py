@@ -21,7 +21,7 @@ import numpy as np
 from diffrax import AbstractLocalInterpolation
 from jaxtyping import Array, Float
 
-from ._linalg import lu_factor, lu_solve, lu_solve_transposed
+from ._linalg import factor_kind, lu_factor, lu_solve, lu_solve_transposed
 from ._tableaus import RODAS5P
 
 
@@ -134,25 +134,27 @@ def _reverse_products_step(stages, terms, t0, t1, y0, args, scale: float, c: flo
     # the rules below must close over no traced value (an array made here would be one)
     dyn_terms, static_terms = eqx.partition(terms, eqx.is_array)
 
-    def run(dyn_terms, t0, t1, y0, args, J=None, shifts=None):
-        F, F0, J_own, hdT = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args)
-        lu = lu_factor(_step_matrix(J_own if J is None else J, scale, c))
-        return stages(F, F0, hdT, y0, t0, t1, lambda b: lu_solve(lu, b), shifts), J_own
+    def run(dyn_terms, t0, t1, y0, args, lu=None, shifts=None):
+        """The stages and the factorisation of ``W``; given ``lu`` (the forward pass's), ``W``
+        is held fixed (the Jacobian computed here is then unused and compiled away)."""
+        F, F0, J, hdT = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args)
+        lu = lu_factor(_step_matrix(J, scale, c)) if lu is None else lu
+        return stages(F, F0, hdT, y0, t0, t1, lambda b: lu_solve(lu, b), shifts), lu
 
     @jax.custom_vjp
     def step(dyn_terms, t0, t1, y0, args):
         return run(dyn_terms, t0, t1, y0, args)[0][:3]
 
     def step_fwd(*primals):
-        (y1, err, q, xs), J = run(*primals)
-        return (y1, err, q), (primals, J, xs)
+        (y1, err, q, xs), (_, *factors) = run(*primals)
+        return (y1, err, q), (primals, factors, xs)
 
     def step_bwd(res, cts):
-        primals, J, xs = res
-        held = lambda *a: run(*a[:-1], J=J, shifts=a[-1])[0][:3]  # noqa: E731
+        primals, factors, xs = res
+        lu = (factor_kind(xs.shape[1]), *jax.lax.stop_gradient(factors))  # the residuals are arrays only
+        held = lambda *a: run(*a[:-1], lu=lu, shifts=a[-1])[0][:3]  # noqa: E731
         _, vjp = jax.vjp(held, *primals, jnp.zeros_like(xs))
         *g_held, x_bar = vjp(cts)
-        lu = lu_factor(_step_matrix(J, scale, c))
         b_bar = jax.vmap(lambda g: lu_solve_transposed(lu, g))(x_bar)
         products = lambda *a: jax.vmap(lambda x: _jacobian_product(static_terms, *a, x))(xs)  # noqa: E731
         _, vjp_j = jax.vjp(products, *primals)
