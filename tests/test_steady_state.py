@@ -341,8 +341,51 @@ def test_petab_v2_parameter_changed_by_a_later_period():
         _, g = pr.value_and_grad(pr.nominal_params(), sens)
         assert g["k"] == pytest.approx(np.sum(-r * dx_dk), rel=1e-6), sens
         assert g["k_late"] == pytest.approx(np.sum(-r * dx_dklate), rel=1e-6), sens
-    # a state cannot jump at a later period's start
-    (d / "conditions.tsv").write_text("conditionId\ttargetId\ttargetValue\nlate\tx\t2\n")
-    with pytest.raises(pyude.petab.PetabError, match=r"period at time 2.0: changing species \(a state\) 'x' during "
-                                                    r"a simulation is not supported"):
+
+
+# A species changed by a later period: x jumps to `dose` (estimated) at t = 2 in e1; e3's
+# later period (t = 3) changes only k, so the same slot's event fires there and keeps x;
+# e2 has no later period (its event time is t0, where the trigger already holds).
+JUMP_FILES = {
+    **DECAY_FILES,
+    "parameters.tsv": DECAY_FILES["parameters.tsv"] + "dose\t0.1\t10\t2\ttrue\n",
+    "conditions.tsv": "conditionId\ttargetId\ttargetValue\nbolus\tx\tdose\nlate\tk\tk_late\n",
+    "experiments.tsv": "experimentId\ttime\tconditionId\ne1\t0\t\ne1\t2\tbolus\ne2\t0\t\ne3\t0\t\ne3\t3\tlate\n",
+    "measurements.tsv": "observableId\texperimentId\tmeasurement\ttime\n"
+    "obs_x\te1\t0.5\t1\nobs_x\te1\t1.5\t2\nobs_x\te1\t1.0\t3\nobs_x\te1\t0.5\t4\nobs_x\te2\t0.3\t3\n"
+    "obs_x\te3\t0.1\t2\nobs_x\te3\t0.1\t4\n",
+}
+
+
+def test_petab_v2_species_changed_by_a_later_period():
+    pytest.importorskip("libsbml", reason="PEtab import needs python-libsbml")
+    import pyude.petab
+
+    d = Path(tempfile.mkdtemp())
+    (d / "model.xml").write_text(DECAY_SBML.replace('<parameter id="k_late"', '<parameter id="dose" value="2" '
+                                                    'constant="true"/><parameter id="k_late"'))
+    for name, text in JUMP_FILES.items():
+        (d / name).write_text(text)
+    pr = pyude.petab.load(d / "problem.yaml", rtol=1e-10, atol=1e-12)
+    assert [ev["trigger"] for ev in pr.model.to_dict()["events"]] == ["ge(t, period1_start)"]
+    k, k_late, dose = 0.5, 1.5, 2.0
+    t = np.array([1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 4.0])
+    jumped = np.array([0, 1, 1, 1, 0, 0, 0], dtype=bool)  # e1 from t = 2 on (a measurement at 2 sees the jump)
+    late = np.array([0, 0, 0, 0, 0, 0, 1], dtype=bool)  # e3 from t = 3 on
+    x = np.where(jumped, dose * np.exp(-k * (t - 2)), np.where(late, np.exp(-3 * k - k_late * (t - 3)), np.exp(-k * t)))
+    assert pr.simulate(pr.nominal_params())["simulation"].to_numpy() == pytest.approx(x, rel=1e-8)
+    y = np.array([0.5, 1.5, 1.0, 0.5, 0.3, 0.1, 0.1])
+    r = (y - x) / 0.01  # d(loss)/dx = -(y - x) / sigma^2
+    dx = {"k": np.where(jumped, -(t - 2), np.where(late, -3.0, -t)) * x,
+          "k_late": np.where(late, -(t - 3), 0.0) * x,
+          "dose": np.where(jumped, x / dose, 0.0)}
+    for sens in ("checkpoint", "forward", "adjoint"):
+        _, g = pr.value_and_grad(pr.nominal_params(), sens)
+        for name, d_x in dx.items():
+            assert g[name] == pytest.approx(np.sum(-r * d_x), rel=1e-6), (sens, name)
+    # events and preequilibration do not go together
+    (d / "experiments.tsv").write_text(JUMP_FILES["experiments.tsv"] + "e4\t-inf\tlate\ne4\t0\t\n")
+    (d / "measurements.tsv").write_text(JUMP_FILES["measurements.tsv"] + "obs_x\te4\t0.1\t1\n")
+    with pytest.raises(pyude.petab.PetabError, match=r"experiment 'e4': preequilibration together with species "
+                                                    r"changed by a later period \(events\) is not supported"):
         pyude.petab.load(d / "problem.yaml")

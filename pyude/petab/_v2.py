@@ -15,15 +15,16 @@ What is read (tables with pandas, YAML with safe loading; see docs/petab.md):
   t0), optionally after a preequilibration period at ``-inf``; rows with the same ``time``
   are one period. v2's changes persist, so the preequilibration's parameter values hold on
   in the main period unless it sets them again; parameters changed by later periods become
-  time switches (:class:`_Switches`).
+  time switches, species changed by them time-triggered events (:class:`_Switches`).
 * **conditions** (``conditionId, targetId, targetValue``, long format): a period's
   conditions set parameters, species' values or network inputs to a number or a
   parameter id.
 * **measurements** (``observableId, experimentId, measurement, time``, optional
   ``observableParameters`` / ``noiseParameters``); time ``inf`` is a steady state.
 
-Refused by name (:class:`PetabError` naming the file, the row and the id): species,
-compartments or network inputs changed by a later period, different start times,
+Refused by name (:class:`PetabError` naming the file, the row and the id): compartments
+or network inputs changed by a later period, species changed by a later period together with
+a preequilibration, different start times,
 conditions of one period that set the same target, condition or placeholder values that
 are expressions, preequilibration of a model with events or with network inputs set per
 condition, aliases in the mapping table (PEtab ids for model entities), other prior
@@ -363,6 +364,9 @@ def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dic
         if e.preequilibration is not None:
             if b.sbml.spec.get("events"):
                 raise PetabError(f"{e.where}: preequilibration of a model with events is not supported")
+            if switches.jumps:
+                raise PetabError(f"{e.where}: experiment {eid!r}: preequilibration together with species changed "
+                                 f"by a later period (events) is not supported")
             pre = _merge(e.preequilibration, conditions, e.where)
             if e.preequilibration not in pre_rows:
                 pre_rows[e.preequilibration] = _fresh_id("preequilibration:" + "+".join(e.preequilibration),
@@ -394,12 +398,15 @@ class _Switches:
     ``P`` then), and every use of ``P`` in the equations, rates, observables and events
     becomes ``piecewise(V_J, and(F_J, ge(t, T_J)), ... piecewise(V_1, and(F_1, ge(t, T_1)), P))``:
     v2's changes persist until a later one, and the ``ge(t, T_j)`` are jump times of the
-    step-size controller. Species and compartments changed in a later period (a jump of a
-    state) are refused by name."""
+    step-size controller. A species (a state) changed in slot ``j`` jumps there: one
+    time-triggered event per slot, ``ge(t, T_j)`` with assignments ``S = F_j V_j + (1 - F_j) S``
+    (an experiment without slot ``j`` has ``T_j = t0``, where the trigger already holds and the
+    event does not fire). Compartments changed in a later period are refused by name."""
 
     def __init__(self, b: _Builder, experiments: dict[str, _Experiment], conditions: dict[str, dict[str, Any]]):
         sb = b.sbml
         self.t0 = min((e.t0 for e in experiments.values()), default=0.0)
+        self.states = set(sb.states)
         taken = set(b.params) | set(sb.states) | set(b.obs_names.values())
         self.slots: list[tuple[str, dict[str, tuple[str, str]]]] = []  # (T_j, {P: (V_j, F_j)})
         for eid, e in experiments.items():
@@ -411,14 +418,18 @@ class _Switches:
                     taken.add(name)
                     self.slots.append((name, {}))
                 for target in changes:
-                    if target in sb.states or target in sb.compartments:
-                        kind = "compartment" if target in sb.compartments else "species (a state)"
-                        raise PetabError(f"{where}: changing {kind} {target!r} during a simulation is not supported "
-                                         f"(only parameters)")
+                    if target in sb.compartments:
+                        raise PetabError(f"{where}: changing compartment {target!r} during a simulation is not "
+                                         f"supported (only parameters and species)")
                     if target not in self.slots[j][1]:
                         v, f = (_fresh_id(f"{target}_period{j + 1}{sfx}", taken) for sfx in ("", "_set"))
                         taken |= {v, f}
                         self.slots[j][1][target] = (v, f)
+
+    @property
+    def jumps(self) -> bool:
+        """Whether a later period changes a species (the spec then has events)."""
+        return any(target in self.states for _, targets in self.slots for target in targets)
 
     def values(self, e: _Experiment, conditions: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Experiment ``e``'s switch parameters (its conditions table entries)."""
@@ -435,8 +446,15 @@ class _Switches:
         if not self.slots:
             return spec
         env: dict[str, Expr] = {}
+        events = []
         for t_name, targets in self.slots:
+            jumps = {target: f"{f} * {v} + (1 - {f}) * {target}" for target, (v, f) in targets.items()
+                     if target in self.states}
+            if jumps:  # after the model's own events: on a common target at T_j, the period's value wins
+                events.append({"id": f"{t_name}_species", "trigger": f"ge(t, {t_name})", "assignments": jumps})
             for target, (v, f) in targets.items():
+                if target in self.states:
+                    continue
                 prev = env.get(target, Sym(target))
                 # from T_j on: F_j V_j + (1 - F_j) prev (a plain comparison of t: a jump time)
                 after = Op("+", (Op("*", (Sym(f), Sym(v))), Op("*", (Op("-", (Num(1.0), Sym(f))), prev))))
@@ -470,6 +488,8 @@ class _Switches:
             spec["events"] = [{**ev, "trigger": sub(ev["trigger"]),
                                "assignments": {k: sub(v) for k, v in ev.get("assignments", {}).items()}}
                               for ev in spec["events"]]
+        if events:
+            spec["events"] = list(spec.get("events") or []) + events
         return spec
 
 
