@@ -417,3 +417,27 @@ def test_rosenbrock_reverse_products_equal_forward_mode(name):
     if name == "Rodas5P":  # the rule is shared: against the Jacobian's own reverse pass once
         g_jacobian = jax.grad(loss)(p0, type(reverse)(), diffrax.RecursiveCheckpointAdjoint())
         np.testing.assert_allclose(g_products, g_jacobian, rtol=1e-9, atol=1e-12 * np.abs(g_forward).max())
+
+
+def test_rosenbrock_past_the_unrolled_elimination():
+    """Between ``ELIMINATION_LIMIT`` and ``UNROLL_LIMIT`` states the step's inverse is LAPACK's
+    (with the same closed-form derivative): reverse and forward mode agree with each other and
+    with central differences."""
+    import diffrax
+    import jax
+
+    from pyude.engines.jax._solvers import make_solver
+    from pyude.engines.jax._solvers._linalg import ELIMINATION_LIMIT, UNROLL_LIMIT, factor_kind
+
+    n = ELIMINATION_LIMIT + 3
+    assert n <= UNROLL_LIMIT and factor_kind(n) == "inverse"
+    loss, p0 = _chain_loss(n, 3.0, 1e-9, 1e-11)
+    reverse = make_solver("Rodas5P", 1e-9, 1e-11, n_states=n)
+    forward = make_solver("Rodas5P", 1e-9, 1e-11, forward_mode=True, n_states=n)
+    g_reverse = jax.jit(jax.grad(lambda p: loss(p, reverse, diffrax.RecursiveCheckpointAdjoint())))(p0)
+    g_forward = jax.jit(jax.jacfwd(lambda p: loss(p, forward, diffrax.ForwardMode())))(p0)
+    np.testing.assert_allclose(g_reverse, g_forward, rtol=1e-9, atol=1e-12 * np.abs(g_forward).max())
+    value = jax.jit(lambda p: loss(p, reverse, diffrax.RecursiveCheckpointAdjoint()))
+    h = 1e-5 * np.maximum(np.abs(np.asarray(p0)), 1e-2)
+    fd = np.array([(value(p0.at[i].add(h[i])) - value(p0.at[i].add(-h[i]))) / (2 * h[i]) for i in range(p0.size)])
+    assert rel_error(g_reverse, fd) < 1e-6

@@ -7,10 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pyude.engines.jax._solvers._linalg import UNROLL_LIMIT, lu_factor, lu_solve, lu_solve_transposed
+from pyude.engines.jax._solvers._linalg import (
+    ELIMINATION_LIMIT,
+    UNROLL_LIMIT,
+    lu_factor,
+    lu_solve,
+    lu_solve_transposed,
+)
 
 
-@pytest.mark.parametrize("n", [1, 3, 8, UNROLL_LIMIT, UNROLL_LIMIT + 1])
+# the unrolled elimination, LAPACK's inverse (both with the closed-form derivative), LAPACK's LU
+@pytest.mark.parametrize("n", [1, 3, 8, ELIMINATION_LIMIT, ELIMINATION_LIMIT + 1, UNROLL_LIMIT, UNROLL_LIMIT + 1])
 def test_lu_solve_and_gradient(n):
     rng = np.random.default_rng(n)
     # jitted: op by op, the unrolled factorisation of a 24 x 24 matrix dispatches thousands of kernels
