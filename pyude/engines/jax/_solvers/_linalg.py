@@ -21,12 +21,13 @@ from jaxtyping import Array, Float
 
 UNROLL_LIMIT = 24
 # Up to this many rows the elimination of :func:`inverse` is unrolled XLA ops; above, the inverse
-# is LAPACK's. XLA fuses the unrolled elimination well only up to 15 rows: one inverse inside a
+# is LAPACK's. XLA fuses the unrolled elimination less well as it grows: one inverse inside a
 # compiled loop took 3.0 us at 15 rows, 8.0 at 16, 15.5 at 20 and 44 at 24 (LAPACK's: 5.6, 5.1,
-# 7.8, 10.2 us). Rodas5P on a 20-state reaction chain (rtol 1e-8): simulation 28 -> 12 ms,
-# checkpoint gradient 183 -> 135 ms, forward 158 -> 105 ms. At 14 rows and below the unrolled
-# simulation stays faster (14: 2.6 against 3.9 ms).
-ELIMINATION_LIMIT = 15
+# 7.8, 10.2 us); whole gradients cross over earlier. Rodas5P at rtol 1e-8, best gradient (forward
+# or checkpoint) unrolled -> LAPACK: Michaelis-Menten chains of 12 states 24 -> 48 ms, 13: 59 -> 42,
+# 14: 73 -> 55, 20: 158 -> 105; Zheng_PNAS2012 (15) 10.3 -> 8.4 ms; Boehm (8) 1.7 -> 8.1 ms and
+# Brannmark (9) 17 -> 64 ms stay unrolled.
+ELIMINATION_LIMIT = 12
 
 
 def factor_kind(n: int) -> str:
