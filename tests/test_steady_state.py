@@ -9,9 +9,6 @@ B is made from Ac and degraded. Steady state from a total T = V1 Ac + V2 An:
     Ac = T / (V1 (1 + k1/k2)),   An = k1 V1 Ac / (k2 V2),   B = s Ac / kd.
 """
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -237,8 +234,8 @@ V2_FILES = {
 }
 
 
-def _write(d, files):
-    (d / "model.xml").write_text(SBML)
+def _write(d, files, sbml=SBML):
+    (d / "model.xml").write_text(sbml)
     for name, text in files.items():
         (d / name).write_text(text)
     return d / "problem.yaml"
@@ -319,15 +316,11 @@ DECAY_FILES = {
 }
 
 
-def test_petab_v2_parameter_changed_by_a_later_period():
+def test_petab_v2_parameter_changed_by_a_later_period(tmp_path):
     pytest.importorskip("libsbml", reason="PEtab import needs python-libsbml")
     import pyude.petab
 
-    d = Path(tempfile.mkdtemp())
-    (d / "model.xml").write_text(DECAY_SBML)
-    for name, text in DECAY_FILES.items():
-        (d / name).write_text(text)
-    pr = pyude.petab.load(d / "problem.yaml", rtol=1e-10, atol=1e-12)
+    pr = pyude.petab.load(_write(tmp_path, DECAY_FILES, DECAY_SBML), rtol=1e-10, atol=1e-12)
     k, k_late = 0.5, 1.5
     t = np.array([1.0, 2.0, 3.0, 4.0, 3.0])
     late = np.array([0, 1, 1, 1, 0], dtype=bool)  # from t = 2 on in e1 (the change applies at its start time)
@@ -357,16 +350,14 @@ JUMP_FILES = {
 }
 
 
-def test_petab_v2_species_changed_by_a_later_period():
+def test_petab_v2_species_changed_by_a_later_period(tmp_path):
     pytest.importorskip("libsbml", reason="PEtab import needs python-libsbml")
     import pyude.petab
 
-    d = Path(tempfile.mkdtemp())
-    (d / "model.xml").write_text(DECAY_SBML.replace('<parameter id="k_late"', '<parameter id="dose" value="2" '
-                                                    'constant="true"/><parameter id="k_late"'))
-    for name, text in JUMP_FILES.items():
-        (d / name).write_text(text)
-    pr = pyude.petab.load(d / "problem.yaml", rtol=1e-10, atol=1e-12)
+    sbml = DECAY_SBML.replace('<parameter id="k_late"', '<parameter id="dose" value="2" constant="true"/>'
+                              '<parameter id="k_late"')
+    problem = _write(tmp_path, JUMP_FILES, sbml)
+    pr = pyude.petab.load(problem, rtol=1e-10, atol=1e-12)
     assert [ev["trigger"] for ev in pr.model.to_dict()["events"]] == ["ge(t, period1_start)"]
     k, k_late, dose = 0.5, 1.5, 2.0
     t = np.array([1.0, 2.0, 3.0, 4.0, 3.0, 2.0, 4.0])
@@ -384,8 +375,8 @@ def test_petab_v2_species_changed_by_a_later_period():
         for name, d_x in dx.items():
             assert g[name] == pytest.approx(np.sum(-r * d_x), rel=1e-6), (sens, name)
     # events and preequilibration do not go together
-    (d / "experiments.tsv").write_text(JUMP_FILES["experiments.tsv"] + "e4\t-inf\tlate\ne4\t0\t\n")
-    (d / "measurements.tsv").write_text(JUMP_FILES["measurements.tsv"] + "obs_x\te4\t0.1\t1\n")
+    (tmp_path / "experiments.tsv").write_text(JUMP_FILES["experiments.tsv"] + "e4\t-inf\tlate\ne4\t0\t\n")
+    (tmp_path / "measurements.tsv").write_text(JUMP_FILES["measurements.tsv"] + "obs_x\te4\t0.1\t1\n")
     with pytest.raises(pyude.petab.PetabError, match=r"experiment 'e4': preequilibration together with species "
                                                     r"changed by a later period \(events\) is not supported"):
-        pyude.petab.load(d / "problem.yaml")
+        pyude.petab.load(problem)

@@ -448,17 +448,17 @@ class _Switches:
         env: dict[str, Expr] = {}
         events = []
         for t_name, targets in self.slots:
-            jumps = {target: f"{f} * {v} + (1 - {f}) * {target}" for target, (v, f) in targets.items()
-                     if target in self.states}
-            if jumps:  # after the model's own events: on a common target at T_j, the period's value wins
-                events.append({"id": f"{t_name}_species", "trigger": f"ge(t, {t_name})", "assignments": jumps})
+            jumps = {}
             for target, (v, f) in targets.items():
                 if target in self.states:
+                    jumps[target] = f"{f} * {v} + (1 - {f}) * {target}"
                     continue
                 prev = env.get(target, Sym(target))
                 # from T_j on: F_j V_j + (1 - F_j) prev (a plain comparison of t: a jump time)
                 after = Op("+", (Op("*", (Sym(f), Sym(v))), Op("*", (Op("-", (Num(1.0), Sym(f))), prev))))
                 env[target] = Call("piecewise", (after, Call("ge", (Sym("t"), Sym(t_name))), prev))
+            if jumps:  # after the model's own events: on a common target at T_j, the period's value wins
+                events.append({"id": f"{t_name}_species", "trigger": f"ge(t, {t_name})", "assignments": jumps})
         for name, expr in (spec.get("assignments") or {}).items():
             used = sorted((symbols(parse(expr, where)) | {name}) & set(env))
             if used:
