@@ -389,6 +389,12 @@ def _measurements(b: _Builder, sciml, df: pd.DataFrame, origin, experiments: dic
     return data, pd.DataFrame(rows), ph_columns
 
 
+def _set_by(f: str, v: str, prev: Expr) -> Expr:
+    """``F V + (1 - F) prev``: the value ``V`` where an experiment's period sets the target
+    (its flag ``F`` is 1), else ``prev``."""
+    return Op("+", (Op("*", (Sym(f), Sym(v))), Op("*", (Op("-", (Num(1.0), Sym(f))), prev))))
+
+
 class _Switches:
     """Parameter changes of the periods after t0, as time switches in the spec.
 
@@ -451,12 +457,11 @@ class _Switches:
             jumps = {}
             for target, (v, f) in targets.items():
                 if target in self.states:
-                    jumps[target] = f"{f} * {v} + (1 - {f}) * {target}"
+                    jumps[target] = to_string(_set_by(f, v, Sym(target)))
                     continue
                 prev = env.get(target, Sym(target))
-                # from T_j on: F_j V_j + (1 - F_j) prev (a plain comparison of t: a jump time)
-                after = Op("+", (Op("*", (Sym(f), Sym(v))), Op("*", (Op("-", (Num(1.0), Sym(f))), prev))))
-                env[target] = Call("piecewise", (after, Call("ge", (Sym("t"), Sym(t_name))), prev))
+                # from T_j on (a plain comparison of t: a jump time)
+                env[target] = Call("piecewise", (_set_by(f, v, prev), Call("ge", (Sym("t"), Sym(t_name))), prev))
             if jumps:  # after the model's own events: on a common target at T_j, the period's value wins
                 events.append({"id": f"{t_name}_species", "trigger": f"ge(t, {t_name})", "assignments": jumps})
         for name, expr in (spec.get("assignments") or {}).items():
