@@ -217,8 +217,11 @@ def test_mass_action_arrays_equal_scalar_code(monkeypatch, form):
                                  {k: i for i, k in enumerate(params)}, len(params))
         assert split[0] is not None and len(split[1]) == sum(j % 7 in (3, 4, 5) for j in range(140))
         # the other terms: Michaelis-Menten, Hill and k*u laws, each one expression over vectors
-        groups = _TermGroups(split[1])
+        groups = _TermGroups(split[1], split[0].slot)
         assert sorted(len(slots[0]) for _, _, slots in groups.groups) == [20, 20, 20] and not groups.single
+        # every slot of states and parameters is read in one gather; the input u is not
+        n_slots = sum(len(slots) for _, _, slots in groups.groups)
+        assert len(groups.gathered) == n_slots - 1 and len(groups.index) == 20 * (n_slots - 1)
     monkeypatch.setattr(MassAction, "MIN_TERMS", 10**9)
     scalar = compile_model(model)
     y = jnp.asarray(rng.uniform(0.2, 2.0, n))
