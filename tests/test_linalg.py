@@ -12,7 +12,6 @@ from pyude.engines.jax._solvers._linalg import (
     UNROLL_LIMIT,
     lu_factor,
     lu_solve,
-    lu_solve_transposed,
 )
 
 
@@ -59,15 +58,3 @@ def test_second_derivatives_of_a_solve():
     hess = (first(s + h) - first(s - h)) / (2 * h)
     np.testing.assert_allclose(float(jax.jit(jax.grad(jax.grad(value)))(s)), hess, rtol=1e-6)
     np.testing.assert_allclose(float(jax.jit(jax.jacfwd(jax.grad(value)))(s)), hess, rtol=1e-6)
-
-
-@pytest.mark.parametrize("n", [5, UNROLL_LIMIT + 6])
-def test_lu_solve_transposed(n):
-    """``A^T x = b`` from the factors of ``A``, on both sides of ``UNROLL_LIMIT`` (inverse and
-    LAPACK's pivoted LU), for a matrix whose pivoting permutes rows."""
-    rng = np.random.default_rng(n)
-    a = rng.normal(size=(n, n)) + np.diag(np.linspace(0.1, 1.0, n))
-    b = rng.normal(size=n)
-    x = np.asarray(jax.jit(lambda a, b: lu_solve_transposed(lu_factor(a), b))(jnp.asarray(a), jnp.asarray(b)))
-    np.testing.assert_allclose(a.T @ x, b, rtol=0, atol=1e-12 * np.abs(b).max() * np.linalg.cond(a))
-    np.testing.assert_allclose(x, np.linalg.solve(a.T, b), rtol=1e-10 * np.linalg.cond(a))

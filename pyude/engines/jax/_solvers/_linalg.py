@@ -53,17 +53,6 @@ def lu_solve(factors: tuple, b: Float[Array, " n"]) -> Float[Array, " n"]:
     return jax.scipy.linalg.solve_triangular(a, y, lower=False)
 
 
-def lu_solve_transposed(factors: tuple, b: Float[Array, "n"]) -> Float[Array, "n"]:
-    """Solve ``A^T x = b`` given :func:`lu_factor` of ``A`` (``P A = L U``, so
-    ``A^T = U^T L^T P``)."""
-    kind, a, f = factors
-    if kind == "inverse":
-        return _matvec(f.T, b)
-    z = jax.scipy.linalg.solve_triangular(a, b, lower=False, trans=1)
-    w = jax.scipy.linalg.solve_triangular(a, z, lower=True, unit_diagonal=True, trans=1)
-    return jnp.zeros_like(w).at[f].set(w)
-
-
 @jax.custom_jvp
 def inverse(a: Float[Array, "n n"]) -> Float[Array, "n n"]:
     """``A^{-1}`` from ``P A = L U`` with partial pivoting, in unrolled XLA ops (LAPACK's past

@@ -21,7 +21,7 @@ import numpy as np
 from diffrax import AbstractLocalInterpolation
 from jaxtyping import Array, Float
 
-from ._linalg import factor_kind, lu_factor, lu_solve, lu_solve_transposed
+from ._linalg import lu_factor, lu_solve
 from ._tableaus import RODAS5P
 
 
@@ -119,43 +119,53 @@ def _stage_solver(terms, t0, t1, y0, args, J, scale: float, c: float, products: 
     return lambda b: solve(dyn_terms, t0, t1, y0, args, factors, b)
 
 
-def _reverse_products_step(stages, terms, t0, t1, y0, args, scale: float, c: float):
-    r"""``(y1, err, q)`` of ``stages`` (:func:`_rodas5p_stages`, :func:`_ros23_stages`) with a
-    reverse pass that never differentiates the Jacobian's $n$ columns.
+def _reverse_products_step(stages, n_solves: int, terms, t0, t1, y0, args, scale: float, c: float):
+    r"""``(y1, err, q)`` of ``stages`` (:func:`_rodas5p_stages`, :func:`_ros23_stages`, with
+    ``n_solves`` stage solves) with a reverse pass that never differentiates the Jacobian's
+    $n$ columns.
 
     A stage solve $x_i = W^{-1} b_i$, $W = \text{scale}\,I - c\,J_F$, varies with $J_F$ as
     $dx_i = W^{-1} c\,(dJ_F)\,x_i$, so the Jacobian's share of the cotangents is
     $\sum_i c\,\bar b_i^{\top} (dJ_F)\,x_i$ with $\bar b_i = W^{-\top}\bar x_i$: the reverse
     pass of the JVPs $J_F x_i$, one lane per stage solve, batched. The rest is the reverse pass
-    of the step with $J_F$ held fixed, whose cotangents of $x_i$ come from zero-valued shifts
-    added to them. The same cotangents to rounding; it pays where the reverse pass of the
-    Jacobian (``jacfwd``, $n$ lanes) outweighs the extra recomputation (:func:`make_solver`).
+    of the step with $J_F$ held fixed, whose $\bar b_i$ are the cotangents of zero-valued shifts
+    added to the solves' right-hand sides. The same cotangents to rounding; it pays where the
+    reverse pass of the Jacobian (``jacfwd``, $n$ lanes) outweighs the extra recomputation
+    (:func:`make_solver`).
+
+    The forward rule linearises the held step as it computes it and keeps that linearisation
+    for the backward rule, so the backward pass does not evaluate the stages again.
     """
     # the rules below must close over no traced value (an array made here would be one)
     dyn_terms, static_terms = eqx.partition(terms, eqx.is_array)
 
-    def run(dyn_terms, t0, t1, y0, args, lu=None, shifts=None):
-        """The stages and the factorisation of ``W``; given ``lu`` (the forward pass's), ``W``
-        is held fixed (the Jacobian computed here is then unused and compiled away)."""
-        F, F0, J, hdT = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args)
-        lu = lu_factor(_step_matrix(J, scale, c)) if lu is None else lu
-        return stages(F, F0, hdT, y0, t0, t1, lambda b: lu_solve(lu, b), shifts), lu
+    def factor(dyn_terms, t0, t1, y0, args):
+        J = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args)[2]
+        return lu_factor(_step_matrix(J, scale, c))
+
+    def held(lu):
+        """The step with ``W`` held fixed (its factors ``lu``): ``((y1, err, q), x)``."""
+
+        def fn(dyn_terms, t0, t1, y0, args, shifts):
+            F, F0, _, hdT = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args)
+            y1, err, q, xs = stages(F, F0, hdT, y0, t0, t1, lambda b: lu_solve(lu, b), shifts)
+            return (y1, err, q), xs
+
+        return fn
 
     @jax.custom_vjp
     def step(dyn_terms, t0, t1, y0, args):
-        return run(dyn_terms, t0, t1, y0, args)[0][:3]
+        primals = (dyn_terms, t0, t1, y0, args)
+        return held(factor(*primals))(*primals, None)[0]
 
     def step_fwd(*primals):
-        (y1, err, q, xs), (_, *factors) = run(*primals)
-        return (y1, err, q), (primals, factors, xs)
+        shifts = jnp.zeros((n_solves,) + primals[3].shape, primals[3].dtype)
+        out, vjp, xs = jax.vjp(held(factor(*primals)), *primals, shifts, has_aux=True)
+        return out, (primals, vjp, xs)
 
     def step_bwd(res, cts):
-        primals, factors, xs = res
-        lu = (factor_kind(xs.shape[1]), *jax.lax.stop_gradient(factors))  # the residuals are arrays only
-        held = lambda *a: run(*a[:-1], lu=lu, shifts=a[-1])[0][:3]  # noqa: E731
-        _, vjp = jax.vjp(held, *primals, jnp.zeros_like(xs))
-        *g_held, x_bar = vjp(cts)
-        b_bar = jax.vmap(lambda g: lu_solve_transposed(lu, g))(x_bar)
+        primals, vjp, xs = res
+        *g_held, b_bar = vjp(cts)
         products = lambda *a: jax.vmap(lambda x: _jacobian_product(static_terms, *a, x))(xs)  # noqa: E731
         _, vjp_j = jax.vjp(products, *primals)
         g_j = vjp_j(c * b_bar)
@@ -207,7 +217,7 @@ class Rodas5P(_AbstractRosenbrock):
         del solver_state, made_jump
         scale = 1.0 / RODAS5P.gamma
         if self.reverse_products:
-            y1, err, q = _reverse_products_step(_rodas5p_stages, terms, t0, t1, y0, args, scale, 1.0)
+            y1, err, q = _reverse_products_step(_rodas5p_stages, self.stage_solves, terms, t0, t1, y0, args, scale, 1.0)
         else:
             F, F0, J, hdT = _linearise(terms, t0, t1, y0, args)
             solve = _stage_solver(terms, t0, t1, y0, args, J, scale, 1.0, self.tangent_products)
@@ -218,8 +228,8 @@ class Rodas5P(_AbstractRosenbrock):
 
 def _rodas5p_stages(F, F0, hdT, y0, t0, t1, solve, shifts=None):
     """Rodas5P's stages: ``(y1, err, q, x)`` with ``x`` (8, n) the stage solves' results;
-    ``shifts`` (8, n), zero in value, are added to them (their cotangents are the
-    solves' own, for :func:`_reverse_products_step`)."""
+    ``shifts`` (8, n), zero in value, are added to the solves' right-hand sides (their
+    cotangents are those of the right-hand sides, for :func:`_reverse_products_step`)."""
     tab = RODAS5P
     h = t1 - t0
     ks: list = []
@@ -239,7 +249,7 @@ def _rodas5p_stages(F, F0, hdT, y0, t0, t1, solve, shifts=None):
         for j in range(i):
             if tab.C[i, j] != 0:
                 rhs = rhs + tab.C[i, j] * ks[j]
-        ks.append(solve(rhs) if shifts is None else solve(rhs) + shifts[i])
+        ks.append(solve(rhs if shifts is None else rhs + shifts[i]))
     y1 = u + ks[-1]
     err = ks[-1]
     q = jnp.stack([sum(tab.H[m, j] * ks[j] for j in range(tab.stages) if tab.H[m, j] != 0) for m in range(tab.H.shape[0])])
@@ -272,7 +282,7 @@ class Rosenbrock23(_AbstractRosenbrock):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
         if self.reverse_products:
-            y1, err, q = _reverse_products_step(_ros23_stages, terms, t0, t1, y0, args, 1.0, _D23)
+            y1, err, q = _reverse_products_step(_ros23_stages, self.stage_solves, terms, t0, t1, y0, args, 1.0, _D23)
         else:
             F, F0, J, hdT = _linearise(terms, t0, t1, y0, args)
             solve = _stage_solver(terms, t0, t1, y0, args, J, 1.0, _D23, self.tangent_products)
@@ -283,7 +293,7 @@ class Rosenbrock23(_AbstractRosenbrock):
 
 def _ros23_stages(F, F0, hdT, y0, t0, t1, solve, shifts=None):
     """Rosenbrock23's stages, as :func:`_rodas5p_stages` (three solves)."""
-    s = (lambda i, b: solve(b)) if shifts is None else (lambda i, b: solve(b) + shifts[i])
+    s = (lambda i, b: solve(b)) if shifts is None else (lambda i, b: solve(b + shifts[i]))
     h = t1 - t0
     x1 = s(0, F0 + _D23 * hdT)
     k1 = x1
