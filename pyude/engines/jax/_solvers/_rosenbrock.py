@@ -55,9 +55,9 @@ class RosenbrockInterpolation(AbstractLocalInterpolation):
         return self._at(t1) - self._at(t0)
 
 
-def _linearise(terms, t0, t1, y0, args):
+def _linearise(terms, t0, t1, y0, args, jacobian: bool = True):
     """F(tau, y) = f(tau, y) * (t1 - t0) (so the step is in units of the step size),
-    its Jacobian in y and (t1 - t0) * dF/dtau."""
+    its Jacobian in y (None without ``jacobian``) and (t1 - t0) * dF/dtau."""
     control = terms.contr(t0, t1)
 
     def F(tau, y):
@@ -65,7 +65,7 @@ def _linearise(terms, t0, t1, y0, args):
 
     h = t1 - t0
     F0, dT = jax.jvp(lambda tau: F(tau, y0), (t0,), (jnp.ones_like(t0),))
-    J = jax.jacfwd(lambda y: F(t0, y))(y0)
+    J = jax.jacfwd(lambda y: F(t0, y))(y0) if jacobian else None
     return F, F0, J, h * dT
 
 
@@ -147,7 +147,7 @@ def _reverse_products_step(stages, n_solves: int, terms, t0, t1, y0, args, scale
         """The step with ``W`` held fixed (its factors ``lu``): ``((y1, err, q), x)``."""
 
         def fn(dyn_terms, t0, t1, y0, args, shifts):
-            F, F0, _, hdT = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args)
+            F, F0, _, hdT = _linearise(eqx.combine(dyn_terms, static_terms), t0, t1, y0, args, jacobian=False)
             y1, err, q, xs = stages(F, F0, hdT, y0, t0, t1, lambda b: lu_solve(lu, b), shifts)
             return (y1, err, q), xs
 
