@@ -178,6 +178,107 @@ def test_checkpoint_all_stores_steps_under_growing_bounds():
             pyude.Checkpoint(checkpoints=bad)
 
 
+REPLAY_UDE = {
+    "states": ["x", "y"],
+    "parameters": {"alpha": 1.3, "delta": 1.8},
+    "networks": {"nn": {"inputs": 2, "layers": [{"units": 5, "activation": "tanh"}, {"units": 2, "activation": "identity"}]}},
+    "equations": {"x": "alpha*x + nn(x, y)[0]", "y": "-delta*y + nn(x, y)[1]"},
+    "initial": {"x": 0.44, "y": 0.26},
+}
+
+
+def _replay_problem(solver, batching):
+    """A UDE over three conditions (alpha and the initial x differ, so do the steps), with
+    data at t0, a time repeated and times that fall on no particular step."""
+    conditions = pd.DataFrame({"condition": ["a", "b", "c"], "alpha": [1.3, 0.4, -0.5], "x": [0.44, 1.5, 0.1]})
+    times = np.array([0.0, 0.05, 0.05, 0.7, 1.3, 2.0, 2.0, 3.0])
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame([{"condition": c, "time": t, "observable": o, "value": rng.normal()}
+                         for c in "abc" for t in times for o in ("x", "y")])
+    return pyude.Problem(REPLAY_UDE, data, conditions, solver=solver, rtol=1e-7, atol=1e-9, batching=batching)
+
+
+@pytest.mark.parametrize("solver, batching", [("Tsit5", "vectorized"), ("Dopri5", "sequential")])
+def test_checkpoint_all_replays_stored_stages(solver, batching):
+    """With Tsit5 or Dopri5 (first-same-as-last, stages unrolled) and no events, inputs or
+    jumps, ``Checkpoint(checkpoints="all")`` stores every accepted step's stages and
+    replays them backwards (``StoredStages``): the gradient is diffrax's checkpointed one to
+    round-off, in the network's weights and the conditions' parameters alike, and so is
+    the gradient under multiple shooting."""
+    from pyude.engines.jax._replay import StoredStages
+
+    problem = _replay_problem(solver, batching)
+    model = pyude.Model.from_dict(REPLAY_UDE)
+    params = model.init_params(seed=4)
+    every_step = pyude.Checkpoint(checkpoints="all")
+    value, grad = problem.value_and_grad(params, every_step)
+    assert any(isinstance(k, tuple) and k[0] == "objective" and k[2] == StoredStages() for k in problem._cm.cache)
+    reference_value, reference = problem.value_and_grad(params, "checkpoint")
+    assert value == pytest.approx(reference_value, rel=1e-13)
+    assert rel_error(model.flatten(grad), model.flatten(reference)) < 1e-11
+    assert np.linalg.norm(model.flatten(reference)) > 1.0  # not a vanishing gradient
+
+    ms = pyude.MultipleShooting(segments=3, continuity=10.0)
+    theta = problem.shooting_start(problem.theta0(params), ms)
+    theta[problem.estimation.index.size:] += 0.02  # segment starts off the trajectory
+    got, want = (problem.evaluate(theta, sens, shooting=ms) for sens in (every_step, "checkpoint"))
+    assert got["ok"] and want["ok"]
+    assert got["value"] == pytest.approx(want["value"], rel=1e-13)
+    assert rel_error(np.asarray(got["grad"]), np.asarray(want["grad"])) < 1e-11
+
+
+def test_replayed_stages_direct():
+    """The replayed trajectory's VJP in the initial state and the parameters against
+    diffrax's checkpointed loop, at save times on a fine grid (several per step, one at
+    t0) and with every save time at t0 (no step taken: each saved state is y0)."""
+    import jax
+    import jax.numpy as jnp
+
+    from pyude.engines.jax._gradient import _trajectory
+    from pyude.engines.jax._integrate import Settings
+    from pyude.engines.jax._replay import StoredStages, replays
+
+    model = pyude.Model.from_dict(REPLAY_UDE)
+    cm = pyude.engines.get_engine("jax").compiled(model)
+    s = Settings("Tsit5", 1e-8, 1e-10, 64)
+    assert replays(cm, s) and not replays(cm, Settings("Rodas5P", 1e-8, 1e-10, 64))
+    p = jnp.asarray(model.flatten(model.init_params(seed=1)))
+    y0 = jnp.asarray([0.44, 0.26])
+    weights = jnp.asarray(np.random.default_rng(0).normal(size=(40, 2)))
+    for ts in (jnp.linspace(0.0, 2.0, 40), jnp.zeros(40)):
+        def loss(sens, y0, p):
+            ys, code, _ = _trajectory(cm, s, sens)(ts, jnp.asarray(0.0), y0, p, ())
+            return jnp.sum(weights * ys ** 2) + 0.0 * code
+
+        got = jax.grad(lambda y0, p: loss(StoredStages(), y0, p), argnums=(0, 1))(y0, p)
+        want = jax.grad(lambda y0, p: loss(pyude.Checkpoint(checkpoints=64), y0, p), argnums=(0, 1))(y0, p)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-14)
+    # every save time at t0: d/dy0 sum(w * y0^2) = 2 y0 sum(w)
+    np.testing.assert_allclose(got[0], 2 * y0 * weights.sum(axis=0), rtol=1e-14)
+    assert not np.any(got[1])
+
+
+def test_replay_not_used_with_inputs():
+    """A model with an input (its knots are jump times, after which a step does not start
+    from the last stage of the one before) keeps diffrax's loop with every state stored."""
+    from pyude.engines.jax._integrate import Settings
+    from pyude.engines.jax._replay import replays
+
+    spec = {"states": ["x"], "parameters": {"k": 0.7}, "equations": {"x": "-k*x + u"}, "initial": {"x": 1.0},
+            "inputs": {"u": {"times": [0.0, 1.0, 2.0], "values": [0.0, 1.0, 0.5], "interpolation": "zoh"}}}
+    model = pyude.Model.from_dict(spec)
+    assert not replays(pyude.engines.get_engine("jax").compiled(model), Settings("Tsit5", 1e-8, 1e-10, 64))
+    times = np.linspace(0.25, 3.0, 12)
+    data = pd.DataFrame({"time": times, "observable": "x", "value": np.exp(-0.5 * times)})
+    problem = pyude.Problem(model, data, solver="Tsit5", rtol=1e-9, atol=1e-11)
+    _, every = problem.value_and_grad({}, pyude.Checkpoint(checkpoints="all"))
+    _, reference = problem.value_and_grad({}, "checkpoint")
+    assert every["k"] == pytest.approx(reference["k"], rel=1e-12)
+    fd = finite_difference(problem, model, {"k": 0.7})
+    assert every["k"] == pytest.approx(fd[0], rel=1e-6)
+
+
 def test_adjoint_settings_are_checked():
     with pytest.raises(pyude.SpecError, match="interval_steps"):
         pyude.Adjoint(interval_steps=7)

@@ -17,6 +17,7 @@ from ..._sensitivity import AbstractSensitivity, Checkpoint
 from ...spec._model import Model
 from ._compile import CompiledModel, compile_model, jit
 from ._objective import objective_fns
+from ._replay import StoredStages, replays
 from ._events import solve_with_events
 from ._integrate import MAX_STEPS_CODE, Settings, integrate, raise_for_result
 from ._solvers import RHS_EVALS_PER_STEP, canonical_name
@@ -188,19 +189,25 @@ class JaxEngine:
         then under the problem's ``max_steps`` with diffrax's default. The steps taken, and
         so the gradient, are the same whatever the bound. The bound that sufficed is kept
         for the next call (it never goes down: no recompilation back and forth).
+
+        With Tsit5 or Dopri5 on a model without events, inputs or jumps, every step's
+        stages are stored as well and the backward pass replays them (:class:`StoredStages`).
         """
         size = np.size(arrays["y0_value"]) * np.shape(arrays["cond"]["p_fixed"])[0]  # states x conditions
         if "shooting" in arrays:  # the segments are solved in one vmapped call
             size *= np.size(arrays["shooting"]["t_end"]) + 1
-        # the loop's carry per step: the state, the solver's first-same-as-last evaluation and
-        # smaller items; 4 states' worth of float64 is a bound
-        bounds = [k for k in STORED_STEP_BOUNDS if k < s.max_steps and 4 * 8 * k * size <= STORED_STEPS_MEMORY]
+        replay = replays(cm, s)
+        # stored per step: with the stages, the dense output's start, end and 7 stages; else the
+        # loop's carry (the state, the first-same-as-last evaluation and smaller items)
+        states_per_step = 10 if replay else 4
+        bounds = [k for k in STORED_STEP_BOUNDS if k < s.max_steps and states_per_step * 8 * k * size <= STORED_STEPS_MEMORY]
         rung_key = ("stored_step_rung", s, mode)
         rung = cm.cache.get(rung_key, 0)
         compile_time = 0.0
         while rung < len(bounds):
             k = bounds[rung]
-            out, ct = self._objective(cm, dataclasses.replace(s, max_steps=k), Checkpoint(checkpoints=k), mode, theta, arrays)
+            sens = StoredStages() if replay else Checkpoint(checkpoints=k)
+            out, ct = self._objective(cm, dataclasses.replace(s, max_steps=k), sens, mode, theta, arrays)
             compile_time += ct
             if not np.any(out[3] == MAX_STEPS_CODE):
                 cm.cache[rung_key] = rung

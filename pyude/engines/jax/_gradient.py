@@ -11,12 +11,15 @@ from ._adjoint import adjoint_trajectory
 from ._compile import CompiledModel
 from ._events import solve_with_events
 from ._integrate import Settings, final_time, integrate
+from ._replay import StoredStages, replay_trajectory
 
 
 def _trajectory(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
     """``(ts, t0, y0, p, u) -> (ys, code, t_reached)``, differentiable by ``sens``."""
     if isinstance(sens, Adjoint):
         return adjoint_trajectory(cm, s, sens)
+    if isinstance(sens, StoredStages):
+        return replay_trajectory(cm, s)
     if isinstance(sens, Forward):
         adjoint = diffrax.ForwardMode()
     elif isinstance(sens, Checkpoint):
