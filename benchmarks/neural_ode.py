@@ -24,8 +24,9 @@ Methods, all timed in the same process:
   checkpointing); the Adam update is a jitted optax call. Each step crosses from
   Python to compiled code twice and converts the gradient to numpy.
 * ``pyude Problem.value_and_grad (checkpoint, all steps stored)``: the same with
-  ``pyude.Checkpoint(checkpoints="all")``, every step's state stored instead of diffrax's
-  online checkpointing (docs/engines.md).
+  ``pyude.Checkpoint(checkpoints="all")``: every step's state and stages stored, and the
+  backward pass replays the stored stages instead of diffrax's online checkpointing
+  (docs/engines.md).
 * ``pyude Problem.value_and_grad (adjoint)``: the same with pyude's continuous adjoint.
 * ``pyude JAX stack, fused jit step``: pyude's JAX engine stack (diffrax Tsit5 + optax)
   in one ``jax.jit`` per training step, with the same spec-compiled right-hand side
