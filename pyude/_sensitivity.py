@@ -30,8 +30,9 @@ class Checkpoint(AbstractSensitivity):
     its steps (64, 512, 4096, within 64 MB of stored states), moving to the next bound
     when a solve reaches one and past the last to ``max_steps`` with diffrax's default;
     each bound compiles once. With Tsit5 or Dopri5 on a model without events, inputs or
-    jump times, every step's stages are stored too and the backward pass replays them
-    instead of recomputing each step (docs/engines.md). Pays where steps are few and
+    jump times whose right-hand side is costly (a network over many states), every step's
+    stages are stored too and the backward pass replays them instead of recomputing each
+    step (docs/engines.md). Pays where steps are few and
     their bookkeeping is a large part of them: neural-ODE training (the torchdiffeq
     benchmark's step, docs/benchmarks.md); on plain mechanistic models it gained nothing measurable.
 

@@ -199,7 +199,7 @@ def _replay_problem(solver, batching):
 
 
 @pytest.mark.parametrize("solver, batching", [("Tsit5", "vectorized"), ("Dopri5", "sequential")])
-def test_checkpoint_all_replays_stored_stages(solver, batching):
+def test_checkpoint_all_replays_stored_stages(solver, batching, monkeypatch):
     """With Tsit5 or Dopri5 (first-same-as-last, stages unrolled) and no events, inputs or
     jumps, ``Checkpoint(checkpoints="all")`` stores every accepted step's stages and
     replays them backwards (``StoredStages``): the gradient is diffrax's checkpointed one to
@@ -207,6 +207,7 @@ def test_checkpoint_all_replays_stored_stages(solver, batching):
     the gradient under multiple shooting (checked with Tsit5)."""
     from pyude.engines.jax._replay import StoredStages
 
+    monkeypatch.setattr("pyude.engines.jax._replay.REPLAY_MIN_COST", 0.0)  # this small network is cheap
     problem = _replay_problem(solver, batching)
     model = pyude.Model.from_dict(REPLAY_UDE)
     params = model.init_params(seed=4)
@@ -258,6 +259,46 @@ def test_replayed_stages_direct():
     # every save time at t0: d/dy0 sum(w * y0^2) = 2 y0 sum(w)
     np.testing.assert_allclose(got[0], 2 * y0 * weights.sum(axis=0), rtol=1e-14)
     assert not np.any(got[1])
+
+
+def test_replay_only_where_the_right_hand_side_is_costly():
+    """The replay is used where one step's evaluations cost at least ``REPLAY_MIN_COST``
+    (XLA's count): an MLP 2-32-2 over a batch of 1,000 states (the neural-ODE benchmark's
+    model) is above, the same over a batch of 10 and the small UDE below; a cheap model
+    keeps diffrax's loop with every state stored, with the same gradient."""
+    import jax.numpy as jnp
+
+    from pyude.engines.jax._replay import REPLAY_MIN_COST, StoredStages, replay_pays, rhs_cost
+
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(-0.5, 0.5, size=5 * 32 + 2)
+
+    def mlp(batch):
+        def f(t, y, p):
+            w1, b1, w2, b2 = p[:64].reshape(32, 2), p[64:96], p[96:160].reshape(2, 32), p[160:]
+            return (w2 @ jnp.tanh(w1 @ y.reshape(2, batch) + b1[:, None]) + b2[:, None]).reshape(-1)
+
+        times = np.linspace(0.5, 2.0, 4)
+        names = [f"y{i}" for i in range(2 * batch)]
+        frame = pd.DataFrame({"time": np.repeat(times, 2 * batch), "observable": np.tile(names, times.size), "value": 0.1})
+        return pyude.Problem(f, frame, y0=rng.uniform(-1, 1, 2 * batch), params=weights, solver="Tsit5", rtol=1e-6, atol=1e-8)
+
+    big, small = mlp(1000), mlp(10)
+    # 2 x (2 x 32) multiply-adds and 32 tanh per batch member, plus the biases
+    assert rhs_cost(big._cm, 2000) == pytest.approx(1000 * rhs_cost(small._cm, 20) / 10, rel=0.02)
+    assert rhs_cost(big._cm, 2000) > REPLAY_MIN_COST > rhs_cost(small._cm, 20)
+    assert replay_pays(big._cm, 2000, 1) and not replay_pays(small._cm, 20, 1) and replay_pays(small._cm, 20, 100)
+    ude = pyude.Problem(REPLAY_UDE, pd.DataFrame({"time": [0.5, 1.0], "observable": "x", "value": [0.5, 0.6]}),
+                        solver="Tsit5")
+    assert not replay_pays(ude._cm, 2, 3)
+
+    every_step = pyude.Checkpoint(checkpoints="all")
+    for problem, replayed in ((big, True), (small, False)):
+        _, grad = problem.value_and_grad(weights, every_step)
+        uses = any(isinstance(k, tuple) and k[0] == "objective" and k[2] == StoredStages() for k in problem._cm.cache)
+        assert uses == replayed
+        _, reference = problem.value_and_grad(weights, "checkpoint")
+        assert rel_error(np.asarray(grad), np.asarray(reference)) < 1e-11
 
 
 def test_replay_not_used_with_inputs():

@@ -17,7 +17,7 @@ from ..._sensitivity import AbstractSensitivity, Checkpoint
 from ...spec._model import Model
 from ._compile import CompiledModel, compile_model, jit
 from ._objective import objective_fns
-from ._replay import StoredStages, replays
+from ._replay import StoredStages, replay_pays, replays
 from ._events import solve_with_events
 from ._integrate import MAX_STEPS_CODE, Settings, integrate, raise_for_result
 from ._solvers import RHS_EVALS_PER_STEP, canonical_name
@@ -190,13 +190,17 @@ class JaxEngine:
         so the gradient, are the same whatever the bound. The bound that sufficed is kept
         for the next call (it never goes down: no recompilation back and forth).
 
-        With Tsit5 or Dopri5 on a model without events, inputs or jumps, every step's
-        stages are stored as well and the backward pass replays them (:class:`StoredStages`).
+        With Tsit5 or Dopri5 on a model without events, inputs or jumps whose right-hand
+        side is costly enough, every step's stages are stored as well and the backward pass
+        replays them (:class:`StoredStages`).
         """
-        size = np.size(arrays["y0_value"]) * np.shape(arrays["cond"]["p_fixed"])[0]  # states x conditions
-        if "shooting" in arrays:  # the segments are solved in one vmapped call
-            size *= np.size(arrays["shooting"]["t_end"]) + 1
-        replay = replays(cm, s)
+        n_states = np.size(arrays["y0_value"])
+        n_cond = np.shape(arrays["cond"]["p_fixed"])[0]
+        n_seg = np.size(arrays["shooting"]["t_end"]) + 1 if "shooting" in arrays else 1
+        size = n_states * n_cond * n_seg  # states x conditions (x segments: one vmapped call)
+        # a step's evaluations cover every member of a vmapped solve
+        batch = (n_cond if s.batching == "vectorized" else 1) * n_seg
+        replay = replays(cm, s) and replay_pays(cm, n_states, batch)
         # stored per step: with the stages, the dense output's start, end and 7 stages; else the
         # loop's carry (the state, the first-same-as-last evaluation and smaller items)
         states_per_step = 10 if replay else 4

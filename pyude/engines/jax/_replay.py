@@ -8,7 +8,8 @@ solve here keeps every accepted step's stages instead (diffrax's dense output, w
 holds them), so the backward pass knows every stage's input at once: the stages'
 linearisations are independent of each other and of the reverse sweep, which is left
 with only the transposed products. On the torchdiffeq neural-ODE benchmark this took the
-gradient from ~12 to ~10 ms (docs/benchmarks.md section 1).
+gradient from ~14.5 to ~12.5 ms (docs/benchmarks.md section 1). With a cheap right-hand
+side the replay's per-step bookkeeping costs more than it saves (``REPLAY_MIN_COST``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from ._solvers._explicit import Dopri5, Tsit5
 
 # save times mapped onto a step's dense output per iteration of the reverse sweep's inner loop
 _SAVE_WINDOW = 8
+# XLA's count of one right-hand-side evaluation (all conditions of a vmapped solve; a
+# transcendental counted as 10 flops) from which the replay is used. Measured 2026-12-04
+# (2 cores), every step stored, replay against diffrax's loop: an MLP 2-32-2 over a batch of
+# 1,000 (576k) 7.8 against 8.6 ms, of 100 (58k) 1.82 against 1.92 ms, of 10 (5.8k) 0.84
+# against 0.80 ms; 1,000 linear oscillators (~3k) 6.1 against 5.7 ms; one oscillator at rtol
+# 1e-8, ~2,000 steps, 8.9 against 2.3 ms. Cheap evaluations leave the per-step bookkeeping,
+# which the replay's loop has more of, in charge.
+REPLAY_MIN_COST = 20_000.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,8 @@ class StoredStages(AbstractSensitivity):
 
     Exact gradient of the computed solution, the same as diffrax's checkpointed loop to
     round-off. Only for the JaxEngine's internal use: models without events, inputs or
-    jump times, solved with Tsit5 or Dopri5 (:func:`replays`).
+    jump times, solved with Tsit5 or Dopri5 (:func:`replays`), whose right-hand side is
+    costly enough for it to gain (:func:`replay_pays`).
     """
 
     name: str = "checkpoint"
@@ -66,6 +76,30 @@ def replays(cm: CompiledModel, s: Settings) -> bool:
         and cm.jump_ts.size == 0
         and cm.breakpoints is None
     )
+
+
+def rhs_cost(cm: CompiledModel, n_states: int) -> float:
+    """XLA's count of one evaluation of ``cm.rhs`` on ``n_states`` states: flops plus 10 per
+    transcendental function (``inf`` where XLA gives no count: the replay is then not used)."""
+    key = ("rhs_cost", n_states)
+    if key not in cm.cache:
+        y = jax.ShapeDtypeStruct((n_states,), jnp.float64)
+        p = jax.ShapeDtypeStruct((cm.model.n_params,), jnp.float64)
+        rhs = jax.jit(lambda t, y, p: cm.rhs(t, y, (cm.assign(p), ())))
+        try:
+            cost = rhs.lower(jax.ShapeDtypeStruct((), jnp.float64), y, p).cost_analysis()
+            cost = float(cost.get("flops", 0.0)) + 10.0 * float(cost.get("transcendentals", 0.0))
+        except Exception:  # noqa: BLE001 - a backend without cost analysis
+            cost = float("nan")
+        cm.cache[key] = cost
+    return cm.cache[key]
+
+
+def replay_pays(cm: CompiledModel, n_states: int, batch: int) -> bool:
+    """Whether one step's evaluations (``batch`` conditions solved as one) are costly enough
+    for the replay to gain (:data:`REPLAY_MIN_COST`)."""
+    cost = rhs_cost(cm, n_states)
+    return bool(np.isfinite(cost)) and cost * batch >= REPLAY_MIN_COST
 
 
 def replay_trajectory(cm: CompiledModel, s: Settings):
