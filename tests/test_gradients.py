@@ -161,7 +161,7 @@ def test_checkpoint_all_stores_steps_under_growing_bounds():
     every_step = pyude.Checkpoint(checkpoints="all")
     _, grad = problem.value_and_grad({}, every_step)
     # ~1,700 steps: the third bound; x = cos(w t), dx/dw = -t sin(w t)
-    assert problem._cm.cache[("stored_step_rung", problem.settings, problem.mode)] == 2 and STORED_STEP_BOUNDS[2] == 4096
+    assert problem._cm.cache[("stored_step_rung", problem.settings, problem.mode, False)] == 2 and STORED_STEP_BOUNDS[2] == 4096
     x = np.cos(3.0 * times)
     analytic = np.sum(2 * (x - np.cos(2.9 * times)) * (-times * np.sin(3.0 * times)))
     assert grad["w"] == pytest.approx(analytic, rel=1e-8)

@@ -205,7 +205,7 @@ class JaxEngine:
         # loop's carry (the state, the first-same-as-last evaluation and smaller items)
         states_per_step = 10 if replay else 4
         bounds = [k for k in STORED_STEP_BOUNDS if k < s.max_steps and states_per_step * 8 * k * size <= STORED_STEPS_MEMORY]
-        rung_key = ("stored_step_rung", s, mode)
+        rung_key = ("stored_step_rung", s, mode, replay)  # the replay has its own bounds (memory)
         rung = cm.cache.get(rung_key, 0)
         compile_time = 0.0
         while rung < len(bounds):
