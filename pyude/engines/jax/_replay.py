@@ -66,9 +66,9 @@ class StoredStages(AbstractSensitivity):
 
 
 def replays(cm: CompiledModel, s: Settings) -> bool:
-    """Whether :class:`StoredStages` applies: an unrolled explicit solver and a smooth
-    autonomous-in-structure model (no events, inputs or jump times, so that every step
-    after the first starts from the last stage of the step before)."""
+    """Whether :class:`StoredStages` applies: an unrolled explicit solver and a model whose
+    steps chain without restarts (no events, inputs or jump times), so that every step
+    after the first starts from the last stage of the step before."""
     return (
         s.solver in ("Tsit5", "Dopri5")
         and cm.events is None
@@ -80,7 +80,7 @@ def replays(cm: CompiledModel, s: Settings) -> bool:
 
 def rhs_cost(cm: CompiledModel, n_states: int) -> float:
     """XLA's count of one evaluation of ``cm.rhs`` on ``n_states`` states: flops plus 10 per
-    transcendental function (``inf`` where XLA gives no count: the replay is then not used)."""
+    transcendental function (NaN where XLA gives no count: the replay is then not used)."""
     key = ("rhs_cost", n_states)
     if key not in cm.cache:
         y = jax.ShapeDtypeStruct((n_states,), jnp.float64)
