@@ -30,7 +30,7 @@ from jaxtyping import Array, Float
 from ..._sensitivity import Adjoint
 from ._compile import CompiledModel
 from ._events import initial_firings, solve_with_events
-from ._integrate import Settings, final_time, integrate
+from ._integrate import Settings, integrate, trajectory_outputs
 from ._solvers import make_controller, make_solver
 
 _OK = diffrax.RESULTS.successful
@@ -310,7 +310,7 @@ def adjoint_trajectory(cm: CompiledModel, s: Settings, sens: Adjoint):
     def forward(ts, t0, y0, p, u):
         if ev is None:
             sol = integrate(cm, s, ts, t0, y0, p, u)
-            return (sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol)), None
+            return trajectory_outputs(sol), None
         ys, code, t_reached, _, firings = solve_with_events(cm, s, ts, t0, y0, p, u, record=True)
         return (ys, code, t_reached), firings
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import diffrax
 import jax
-import jax.numpy as jnp
 
 from ..._sensitivity import AbstractSensitivity, Adjoint, Checkpoint, Forward
 from ._adjoint import adjoint_trajectory
 from ._compile import CompiledModel
 from ._events import solve_with_events
-from ._integrate import Settings, final_time, integrate
+from ._integrate import Settings, integrate, trajectory_outputs
 from ._replay import StoredStages, replay_trajectory
 
 
@@ -38,6 +37,6 @@ def _trajectory(cm: CompiledModel, s: Settings, sens: AbstractSensitivity):
 
     def trajectory(ts, t0, y0, p, u):
         sol = integrate(cm, s, ts, t0, y0, p, u, adjoint=adjoint)
-        return sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol)
+        return trajectory_outputs(sol)
 
     return trajectory

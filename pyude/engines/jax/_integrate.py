@@ -169,3 +169,9 @@ def raise_for_result(code, t_reached: float, t_end: float, solver: str, max_step
 
 def final_time(sol: diffrax.Solution):
     return sol.ts[1][0]
+
+
+def trajectory_outputs(sol: diffrax.Solution):
+    """``(ys, code, t_reached)`` of a solve by :func:`integrate`: the states at the save
+    times, the result code (as a float) and the time where the solve stopped."""
+    return sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol)

@@ -22,9 +22,9 @@ import numpy as np
 
 from ..._sensitivity import AbstractSensitivity
 from ._compile import CompiledModel
-from ._integrate import Settings, final_time, integrate
+from ._integrate import Settings, integrate, trajectory_outputs
 from ._solvers import make_solver
-from ._solvers._explicit import Dopri5, Tsit5
+from ._solvers._explicit import Dopri5, Tsit5, _combine
 
 # save times mapped onto a step's dense output per iteration of the reverse sweep's inner loop
 _SAVE_WINDOW = 8
@@ -121,7 +121,7 @@ def replay_trajectory(cm: CompiledModel, s: Settings):
 
     def run(ts, t0, y0, p, u, dense):
         sol = integrate(cm, s, ts, t0, y0, p, u, dense=dense)
-        return sol, (sol.ys[0], jnp.asarray(sol.result._value, float), final_time(sol))
+        return sol, trajectory_outputs(sol)
 
     @jax.custom_vjp
     def trajectory(ts, t0, y0, p, u):
@@ -175,10 +175,7 @@ def replay_trajectory(cm: CompiledModel, s: Settings):
             y0_bar = y_end_bar + d["y0"]
             y_n = info["y0"]
             for i in range(n_stages - 1, 0, -1):
-                y_i = y_n
-                for j, a in enumerate(a_rows[i - 1]):
-                    if a != 0.0:
-                        y_i = y_i + a * ks[j]
+                y_i = _combine(y_n, a_rows[i - 1], ks)  # the stage's input, as in the forward step
                 f_bar = h * k_bar[i]
                 if i == n_stages - 1:
                     f_bar = f_bar + f_bar_next
