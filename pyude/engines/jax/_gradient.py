@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import diffrax
-import jax
 
 from ..._sensitivity import AbstractSensitivity, Adjoint, Checkpoint, Forward
 from ._adjoint import adjoint_trajectory
