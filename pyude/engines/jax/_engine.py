@@ -19,7 +19,7 @@ from ._compile import CompiledModel, compile_model, jit
 from ._objective import objective_fns
 from ._replay import StoredStages, replay_pays, replays
 from ._events import solve_with_events
-from ._integrate import MAX_STEPS_CODE, Settings, integrate, raise_for_result
+from ._integrate import MAX_STEPS_CODE, Settings, integrate, raise_for_result, trajectory_outputs
 from ._solvers import RHS_EVALS_PER_STEP, canonical_name
 from ._stiffness import StiffnessEstimate, estimate_stiffness
 
@@ -103,7 +103,7 @@ class JaxEngine:
             if cm.events is not None:
                 return solve_with_events(cm, s, ts, t0, y0, p, u)
             sol = integrate(cm, s, ts, t0, y0, p, u)
-            return sol.ys[0], sol.result._value, sol.ts[1][0], sol.stats
+            return (*trajectory_outputs(sol), sol.stats)
 
         args = (jnp.asarray(ts), jnp.asarray(t0, dtype=jnp.float64), y0, p, u)
         start = time.perf_counter()
