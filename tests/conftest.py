@@ -19,12 +19,13 @@ compile faster (users' programs are compiled with XLA's defaults):
   LLVM's optimisation passes, which level 0 mostly skips, and building it was the largest
   single cost left (about half of a native profile of Elowitz's gradients). Elowitz's
   three gradients, alternating: backend compile 11.9 / 13.4 s without it against 15.6 /
-  16.6 s, the gradient running as fast; whole suite (2026-12-05, same machine) 10 min 38 s
-  against 10 min 48 s the night before.
+  16.6 s, the gradient running as fast; a fresh clone's whole suite (2026-12-05, same
+  machine kind) 8 min 54 s, and 9 min 15 s right after with the metadata switched back on.
 
 Flags already in ``XLA_FLAGS`` (any of the names below) are left as they are. This must
 run before JAX creates its CPU backend, which reads ``XLA_FLAGS`` once: pytest imports this
-file before any test module (and worker processes inherit the variable). Measurements: docs/benchmarks.md section 6.
+file before any test module (and worker processes inherit the variable). Measurements:
+docs/benchmarks.md section 6.
 """
 
 from __future__ import annotations
